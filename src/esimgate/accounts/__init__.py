@@ -1,0 +1,1 @@
+"""Business accounts and their pricing rules."""

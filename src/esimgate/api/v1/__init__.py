@@ -1,0 +1,1 @@
+"""The Business API, v1 — wire-compatible with the seed documents."""

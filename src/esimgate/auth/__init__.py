@@ -1,0 +1,1 @@
+"""API keys, HMAC verification, replay guard, bearer tokens and rate limiting."""

@@ -1,0 +1,1 @@
+"""The package catalogue: packages copied from providers, and per-account prices."""

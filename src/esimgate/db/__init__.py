@@ -1,0 +1,1 @@
+"""Database plumbing: engine, sessions, Base and migrations (nothing domain-specific)."""

@@ -1,0 +1,72 @@
+"""Provider kinds → adapter factories, and one adapter instance per configured account."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from esimgate.clock import Clock
+from esimgate.providers.base import Provider
+from esimgate.providers.models import ProviderAccount
+from esimgate.secretbox import SecretBox
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    """What an adapter factory gets: decrypted credentials stay in memory only."""
+
+    name: str
+    base_url: str | None
+    credentials: dict[str, str]
+    clock: Clock
+
+
+AdapterFactory = Callable[[AdapterConfig], Provider]
+
+
+def _simulator(config: AdapterConfig) -> Provider:
+    from esimgate.providers.simulator.adapter import SimulatorProvider
+
+    return SimulatorProvider(seed=int(config.credentials.get("seed", "2026")))
+
+
+FACTORIES: dict[str, AdapterFactory] = {"simulator": _simulator}
+
+
+class UnknownProviderKind(LookupError):
+    """A provider account names a kind this build has no adapter for."""
+
+
+class ProviderRegistry:
+    def __init__(self, box: SecretBox, clock: Clock) -> None:
+        self.box = box
+        self.clock = clock
+        self.factories = dict(FACTORIES)
+        self._adapters: dict[int, Provider] = {}
+
+    def adapter(self, account: ProviderAccount) -> Provider:
+        """The adapter for a provider account (built once per process)."""
+        existing = self._adapters.get(account.id)
+        if existing is not None:
+            return existing
+        factory = self.factories.get(account.kind)
+        if factory is None:
+            raise UnknownProviderKind(f"no adapter for provider kind {account.kind!r}")
+        credentials: dict[str, str] = {}
+        if account.credentials_encrypted:
+            credentials = json.loads(self.box.decrypt(account.credentials_encrypted))
+        adapter = factory(AdapterConfig(account.name, account.base_url, credentials, self.clock))
+        self._adapters[account.id] = adapter
+        return adapter
+
+    def override(self, account_id: int, adapter: Provider) -> None:
+        """Use a given adapter for an account (fault-injecting wrappers, tests)."""
+        self._adapters[account_id] = adapter
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            close = getattr(adapter, "aclose", None)
+            if close is not None:
+                await close()
+        self._adapters.clear()

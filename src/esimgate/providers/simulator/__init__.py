@@ -1,0 +1,1 @@
+"""The built-in simulator provider: a deterministic, offline stand-in for a real upstream."""

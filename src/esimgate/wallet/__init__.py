@@ -1,0 +1,1 @@
+"""The prepaid wallet: an append-only ledger in integer minor units."""

@@ -1,0 +1,1 @@
+"""Background work: durable job rows, the job engine that runs them, and schedules."""
