@@ -29,6 +29,7 @@ from esimgate.db.engine import create_engine
 from esimgate.db.migrate import upgrade
 from esimgate.providers.service import ensure_default_provider, sync_catalogue
 from esimgate.runtime import Runtime, build_runtime
+from esimgate.wallet.audit import ledger_violations
 from esimgate.wallet.service import credit
 from tests.support import Credentials, SignedClient
 
@@ -125,6 +126,9 @@ async def runtime(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runti
     rt = build_runtime(settings, clock)
     try:
         yield rt
+        async with rt.sessions() as session:
+            problems = await ledger_violations(session)
+        assert not problems, "ledger invariants broken after the test:\n" + "\n".join(problems)
     finally:
         await _truncate(rt)
         await rt.aclose()

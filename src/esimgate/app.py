@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from esimgate import __version__
-from esimgate.api import health
+from esimgate.api import health, qr
 from esimgate.api.errors import install_error_handlers
 from esimgate.api.quota_headers import QuotaHeaders
-from esimgate.api.v1 import account, auth, catalog
+from esimgate.api.v1 import account, auth, catalog, orders
 from esimgate.catalog.models import CatalogPackage
 from esimgate.config import Settings, get_settings
 from esimgate.db.migrate import upgrade
@@ -84,6 +84,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(QuotaHeaders)
     app.include_router(health.router)
-    for router in (auth.router, account.router, catalog.router):
+    app.include_router(qr.router)
+    for router in (auth.router, account.router, catalog.router, orders.router):
         app.include_router(router, prefix=BUSINESS_PREFIX)
     return app

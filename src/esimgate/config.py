@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     token_issuer: str = "esimgate"  # noqa: S105 - a name, not a secret
     token_audience: str = "esimgate-business"  # noqa: S105 - a name, not a secret
 
+    provider_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Pending orders older than this are settled by asking the provider by our reference.
+    reconcile_after_seconds: int = Field(default=120, ge=1)
+    # An order the provider accepted but never delivered fails (and is refunded) after this.
+    pending_deadline_hours: int = Field(default=24, ge=1)
+
     embedded_worker: bool = True  # run jobs inside `serve` (the embedded default)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
 

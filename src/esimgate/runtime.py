@@ -56,7 +56,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         audience=settings.token_audience,
         ttl=timedelta(seconds=settings.token_ttl_seconds),
     )
-    providers = ProviderRegistry(box=box, clock=clock)
+    providers = ProviderRegistry(box=box, clock=clock, sessions=sessions)
     return Runtime(
         settings=settings,
         engine=engine,

@@ -34,3 +34,8 @@ async def caller_account(session: AsyncSession, caller: Caller) -> Account:
     account = await session.get(Account, caller.account_id)
     assert account is not None  # the authenticator just loaded it; accounts are never deleted
     return account
+
+
+def public_base_url(request: Request, runtime: Runtime) -> str:
+    """Where clients reach us, for links we hand out (QR images)."""
+    return runtime.settings.public_base_url or str(request.base_url).rstrip("/")

@@ -60,6 +60,10 @@ class Gate(Protocol):
         """What a consumed request created, if it recorded anything."""
         ...
 
+    async def remember(self, access_code: str, request_id: str, resource: dict[str, Any]) -> None:
+        """Note what a consumed request created, for a client that replays it."""
+        ...
+
     async def purge(self, now: datetime) -> int:
         """Drop expired counters and request ids; returns how many rows went."""
         ...
@@ -127,6 +131,17 @@ class DatabaseGate:
                     UsedRequestId.access_code == access_code,
                     UsedRequestId.request_id == request_id,
                 )
+            )
+
+    async def remember(self, access_code: str, request_id: str, resource: dict[str, Any]) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(UsedRequestId)
+                .where(
+                    UsedRequestId.access_code == access_code,
+                    UsedRequestId.request_id == request_id,
+                )
+                .values(resource=resource)
             )
 
     async def purge(self, now: datetime) -> int:
@@ -231,6 +246,11 @@ class RedisGate:
             return None
         value: dict[str, Any] = json.loads(raw)
         return value
+
+    async def remember(self, access_code: str, request_id: str, resource: dict[str, Any]) -> None:
+        await self.redis.set(
+            self._rid(access_code, request_id), json.dumps(resource), xx=True, keepttl=True
+        )
 
     async def purge(self, now: datetime) -> int:
         return 0  # Redis expires keys by itself

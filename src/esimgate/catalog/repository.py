@@ -49,7 +49,7 @@ class CatalogRepository:
         )
         return set(result.scalars())
 
-    def _priced(self, currency: str) -> Select[tuple[CatalogPackage, int]]:
+    def _priced(self, currency: str) -> Select[CatalogPackage, int]:
         cheapest = (
             select(PackageOffer.package_id, func.min(PackageOffer.cost_e4).label("cost_e4"))
             .join(ProviderAccount, ProviderAccount.id == PackageOffer.provider_account_id)
@@ -90,4 +90,4 @@ class CatalogRepository:
             .offset(offset)
             .limit(limit)
         )
-        return [PricedPackage(pkg, cost) for pkg, cost in page.tuples()], int(total or 0)
+        return [PricedPackage(pkg, cost) for pkg, cost in page.all()], int(total or 0)

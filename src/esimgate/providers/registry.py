@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from esimgate.clock import Clock
 from esimgate.providers.base import Provider
 from esimgate.providers.models import ProviderAccount
@@ -20,6 +22,7 @@ class AdapterConfig:
     base_url: str | None
     credentials: dict[str, str]
     clock: Clock
+    sessions: async_sessionmaker[AsyncSession]  # for adapters that keep state (the simulator)
 
 
 AdapterFactory = Callable[[AdapterConfig], Provider]
@@ -28,7 +31,7 @@ AdapterFactory = Callable[[AdapterConfig], Provider]
 def _simulator(config: AdapterConfig) -> Provider:
     from esimgate.providers.simulator.adapter import SimulatorProvider
 
-    return SimulatorProvider(seed=int(config.credentials.get("seed", "2026")))
+    return SimulatorProvider.from_config(config)
 
 
 FACTORIES: dict[str, AdapterFactory] = {"simulator": _simulator}
@@ -39,9 +42,12 @@ class UnknownProviderKind(LookupError):
 
 
 class ProviderRegistry:
-    def __init__(self, box: SecretBox, clock: Clock) -> None:
+    def __init__(
+        self, box: SecretBox, clock: Clock, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
         self.box = box
         self.clock = clock
+        self.sessions = sessions
         self.factories = dict(FACTORIES)
         self._adapters: dict[int, Provider] = {}
 
@@ -56,7 +62,9 @@ class ProviderRegistry:
         credentials: dict[str, str] = {}
         if account.credentials_encrypted:
             credentials = json.loads(self.box.decrypt(account.credentials_encrypted))
-        adapter = factory(AdapterConfig(account.name, account.base_url, credentials, self.clock))
+        adapter = factory(
+            AdapterConfig(account.name, account.base_url, credentials, self.clock, self.sessions)
+        )
         self._adapters[account.id] = adapter
         return adapter
 

@@ -1,0 +1,1 @@
+"""eSIM records: install payloads, status, usage."""

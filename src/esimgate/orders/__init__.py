@@ -1,0 +1,1 @@
+"""Orders and top-ups: idempotency, the reserve → upstream → settle flow, reconciliation."""

@@ -1,0 +1,417 @@
+"""Placing an order without ever losing money.
+
+The flow is a short saga of two units of work around one upstream call:
+
+1. **reserve** (one transaction, account row locked): price the package, check the guard and
+   the balance, create the order (``pending``, upstream ``sending``), reserve its amount;
+2. **call** the provider with our order reference (its idempotency/tracking id);
+3. **settle** (one transaction, order row locked): a completed purchase stores the eSIMs and
+   captures; a definite refusal releases; an accepted-but-later purchase waits for the
+   provisioning job; an ambiguous outcome (timeout, 5xx, crash) stays pending until
+   reconciliation asks the provider by our reference.
+
+Every order therefore ends completed and charged once, or failed and fully released. Settling is
+idempotent: it only acts on a pending order, under its row lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from esimgate.accounts.models import Account
+from esimgate.accounts.pricing import price_minor
+from esimgate.auth.errors import DuplicateRequest
+from esimgate.clock import epoch_ms, iso_z
+from esimgate.errors import ApiError, InvalidParameter
+from esimgate.esims.install import qr_data_url
+from esimgate.esims.models import Esim, EsimStatus
+from esimgate.esims.presenter import install_links
+from esimgate.money import e4_to_minor, minor_to_decimal, render
+from esimgate.orders import idempotency
+from esimgate.orders.errors import (
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InvalidPackage,
+    PriceMismatch,
+)
+from esimgate.orders.idempotency import Claim
+from esimgate.orders.models import Order, OrderKind, OrderStatus, UpstreamState
+from esimgate.orders.repository import OrderRepository
+from esimgate.orders.request import OrderBody
+from esimgate.providers.base import (
+    LogicalError,
+    Money,
+    OrderRequest,
+    Purchase,
+    PurchaseState,
+    TechnicalError,
+)
+from esimgate.providers.models import ProviderAccount
+from esimgate.runtime import Runtime
+from esimgate.wallet import service as wallet
+from esimgate.webhooks.outbox import record
+from esimgate.worker.jobs import enqueue
+
+log = logging.getLogger(__name__)
+
+PROVISION_POLL = timedelta(seconds=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What the endpoint renders."""
+
+    response: dict[str, Any]
+    job_ids: list[int]
+
+
+def new_reference(kind: OrderKind, now_ms: int) -> str:
+    prefix = "order" if kind == OrderKind.ESIM else "topup"
+    return f"{prefix}_{now_ms}_{secrets.token_hex(4)}"
+
+
+async def place_order(
+    runtime: Runtime, account_id: int, body: OrderBody, request_key: tuple[str, str] | None
+) -> Placed:
+    """POST /esims/order, end to end."""
+    started = time.perf_counter()
+    now = runtime.clock.now()
+    key = body.idempotency_key
+    if key is not None:
+        async with runtime.sessions() as session, session.begin():
+            claimed = await idempotency.claim(session, account_id, key, body.fingerprint, now)
+        if claimed.claim is Claim.REPLAY:
+            assert claimed.response is not None
+            return Placed({**claimed.response, "duplicate": True}, [])
+        if claimed.claim is Claim.MISMATCH:
+            raise IdempotencyKeyReused()
+        if claimed.claim is Claim.IN_PROGRESS:
+            raise DuplicateRequest(
+                "A request with this idempotency key is still being processed",
+                details={"in_progress": True, "idempotency_key": key},
+            )
+    try:
+        order_id = await _reserve(runtime, account_id, body, now)
+    except ApiError:
+        if key is not None:
+            async with runtime.sessions() as session, session.begin():
+                await idempotency.fail(session, account_id, key, runtime.clock.now())
+        raise
+    async with runtime.sessions() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+    if request_key is not None:
+        await runtime.gate.remember(*request_key, {"orderReference": order.reference})
+    outcome = await _call_upstream(runtime, order)
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    async with runtime.sessions() as session, session.begin():
+        jobs = await settle(session, runtime, order_id, outcome, processing_time_ms=elapsed_ms)
+        response = await order_response(session, order_id)
+    if request_key is not None:
+        await runtime.gate.remember(
+            *request_key, {"orderReference": order.reference, "status": response["status"]}
+        )
+    return Placed(response, jobs)
+
+
+async def _reserve(runtime: Runtime, account_id: int, body: OrderBody, now: Any) -> int:
+    async with runtime.sessions() as session, session.begin():
+        repo = OrderRepository(session)
+        account = await wallet.lock_account(session, account_id)
+        package = await repo.sellable_package(body.package_code, topup=False)
+        offers = await repo.offers(package.id, account.currency) if package else []
+        if package is None or not offers:
+            raise InvalidPackage(detail=f"No package {body.package_code!r} is on sale")
+        if body.recurring and not package.renewable:
+            raise InvalidParameter(
+                "Invalid parameter: recurring", detail="This package does not renew"
+            )
+        offer = offers[0]
+        unit_price = price_minor(
+            offer.cost_e4, account.currency, account.markup_percent_bp, account.markup_fixed_minor
+        )
+        check_price_guard(body.price, unit_price, account.currency)
+        amount = unit_price * body.quantity
+        if account.balance_minor < amount:
+            raise insufficient(account, amount)
+        order = Order(
+            reference=new_reference(OrderKind.ESIM, epoch_ms(now)),
+            account_id=account.id,
+            kind=OrderKind.ESIM,
+            status=OrderStatus.PENDING,
+            upstream_state=UpstreamState.SENDING,
+            package_id=package.id,
+            package_code=package.code,
+            package_name=package.name,
+            quantity=body.quantity,
+            unit_price_minor=unit_price,
+            amount_minor=amount,
+            currency=account.currency,
+            unit_cost_e4=offer.cost_e4,
+            provider_account_id=offer.provider_account_id,
+            provider_code=offer.provider_code,
+            callback_url=body.callback_url,
+            created_at=now,
+            updated_at=now,
+        )
+        await repo.add(order)
+        await wallet.reserve(session, runtime.clock, account, order.id, amount)
+        if body.idempotency_key is not None:
+            await idempotency.attach_order(session, account.id, body.idempotency_key, order.id)
+        return order.id
+
+
+def check_price_guard(price: Any, unit_price_minor: int, currency: str) -> None:
+    if price is not None and price != minor_to_decimal(unit_price_minor, currency):
+        raise PriceMismatch(
+            detail=f"Current price is {minor_to_decimal(unit_price_minor, currency)} {currency}",
+            details={"current_price": render(unit_price_minor, currency), "submitted": str(price)},
+        )
+
+
+def insufficient(account: Account, required_minor: int) -> InsufficientBalance:
+    balance = minor_to_decimal(account.balance_minor, account.currency)
+    required = minor_to_decimal(required_minor, account.currency)
+    return InsufficientBalance(
+        detail=f"Balance {balance} {account.currency} is below the required {required}",
+        details={
+            "balance": render(account.balance_minor, account.currency),
+            "required": render(required_minor, account.currency),
+            "currency": account.currency,
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the upstream call told us: a purchase, a definite failure, or nothing certain."""
+
+    purchase: Purchase | None = None
+    failure: str | None = None  # definite: nothing was bought
+    ambiguous: str | None = None  # may have been bought: ask later by reference
+
+
+async def _call_upstream(runtime: Runtime, order: Order) -> Outcome:
+    async with runtime.sessions() as session:
+        account = await session.get(ProviderAccount, order.provider_account_id)
+        assert account is not None
+    adapter = runtime.providers.adapter(account)
+    request = OrderRequest(
+        reference=order.reference,
+        provider_code=order.provider_code,
+        quantity=order.quantity,
+        expected_unit_cost=Money(order.unit_cost_e4, order.currency),
+    )
+    try:
+        async with asyncio.timeout(runtime.settings.provider_timeout_seconds):
+            return Outcome(purchase=await adapter.create_order(request))
+    except LogicalError as exc:
+        return Outcome(failure=f"{exc.reason.value}: {exc.message}")
+    except TechnicalError as exc:
+        if exc.committed is False:
+            return Outcome(failure=f"upstream unavailable: {exc.message}")
+        return Outcome(ambiguous=f"upstream outcome unknown: {exc.message}")
+    except TimeoutError:
+        return Outcome(ambiguous="upstream timed out")
+    except Exception as exc:  # an adapter bug must not lose the money or the order
+        log.exception("order %s: unexpected error from the provider", order.reference)
+        return Outcome(ambiguous=f"unexpected {type(exc).__name__}")
+
+
+async def settle(
+    session: AsyncSession,
+    runtime: Runtime,
+    order_id: int,
+    outcome: Outcome,
+    *,
+    processing_time_ms: int | None = None,
+) -> list[int]:
+    """Apply an upstream outcome to a pending order (no-op otherwise). Returns new job ids."""
+    repo = OrderRepository(session)
+    order = await repo.locked(order_id)
+    if order is None or order.status != OrderStatus.PENDING:
+        return []
+    now = runtime.clock.now()
+    order.updated_at = now
+    if processing_time_ms is not None:
+        order.processing_time_ms = processing_time_ms
+    purchase = outcome.purchase
+    if purchase is not None and purchase.provider_order_id:
+        order.provider_order_id = purchase.provider_order_id
+    if outcome.failure is not None or (purchase and purchase.state == PurchaseState.FAILED):
+        reason = outcome.failure or (purchase.failure_reason if purchase else None) or "failed"
+        await fail_order(session, runtime, order, reason)
+        return []
+    if purchase is not None and purchase.state == PurchaseState.COMPLETED:
+        await _complete(session, runtime, order, purchase)
+        return []
+    # Accepted for later provisioning, or ambiguous: keep the money reserved and ask again.
+    order.upstream_state = UpstreamState.ACCEPTED if purchase is not None else UpstreamState.UNKNOWN
+    if outcome.ambiguous:
+        order.failure_reason = outcome.ambiguous
+    job = await enqueue(
+        session,
+        "orders.settle",
+        {"order_id": order.id},
+        now=now,
+        run_at=now + PROVISION_POLL,
+        dedupe_key=f"orders.settle:{order.id}",
+    )
+    return [job.id] if job else []
+
+
+async def fail_order(session: AsyncSession, runtime: Runtime, order: Order, reason: str) -> None:
+    now = runtime.clock.now()
+    reservation = await OrderRepository(session).reservation(order.id)
+    if reservation is not None:
+        await wallet.release(session, runtime.clock, reservation)
+    order.status = OrderStatus.FAILED
+    order.upstream_state = UpstreamState.DONE
+    order.failure_reason = reason[:2000]
+    order.updated_at = now
+    await idempotency.finish_for_order(session, order.id, None, now)
+    await record(
+        session,
+        account_id=order.account_id,
+        event="order.failed",
+        order_id=order.id,
+        payload={"orderReference": order.reference, "status": "failed", "reason": reason},
+        now=now,
+    )
+
+
+async def _complete(
+    session: AsyncSession, runtime: Runtime, order: Order, purchase: Purchase
+) -> None:
+    now = runtime.clock.now()
+    repo = OrderRepository(session)
+    package = await repo.sellable_package(order.package_code, topup=False)
+    validity = package.validity_days if package else 0
+    total = package.data_bytes if package else None
+    if len(purchase.esims) != order.quantity:
+        log.warning(
+            "order %s: upstream delivered %d eSIMs for %d",
+            order.reference,
+            len(purchase.esims),
+            order.quantity,
+        )
+    for profile in purchase.esims:
+        esim = Esim(
+            account_id=order.account_id,
+            order_id=order.id,
+            iccid=profile.iccid,
+            provider_account_id=order.provider_account_id,
+            provider_esim_id=profile.provider_esim_id,
+            provider_code=order.provider_code,
+            package_id=order.package_id,
+            smdp_address=profile.smdp_address,
+            matching_id=profile.matching_id,
+            lpa=profile.lpa,
+            qr_token=secrets.token_urlsafe(24),
+            status=EsimStatus.NEW,
+            raw_status={},
+            total_bytes=total,
+            used_bytes=0,
+            validity_days=validity,
+            unit_price_minor=order.unit_price_minor,
+            created_at=now,
+        )
+        await repo.add(esim)
+        await record(
+            session,
+            account_id=order.account_id,
+            event="esim.provisioned",
+            order_id=order.id,
+            esim_id=esim.id,
+            payload={"orderReference": order.reference, "iccid": esim.iccid, **install_links(esim)},
+            now=now,
+        )
+    reservation = await repo.reservation(order.id)
+    assert reservation is not None
+    await wallet.capture(session, runtime.clock, reservation)
+    order.status = OrderStatus.COMPLETED
+    order.upstream_state = UpstreamState.DONE
+    order.completed_at = now
+    order.failure_reason = None
+    await record(
+        session,
+        account_id=order.account_id,
+        event="order.completed",
+        order_id=order.id,
+        payload={"orderReference": order.reference, "status": "completed"},
+        now=now,
+    )
+    await session.flush()
+    await idempotency.finish_for_order(
+        session, order.id, await order_response(session, order.id), now
+    )
+
+
+async def order_response(session: AsyncSession, order_id: int) -> dict[str, Any]:
+    """The spec 6.1 response for an order as it stands."""
+    order = await session.get(Order, order_id)
+    assert order is not None
+    account = await session.get(Account, order.account_id)
+    assert account is not None
+    esims = await OrderRepository(session).esims(order.id)
+    pending = order.status == OrderStatus.PENDING
+    cost_minor = e4_to_minor(order.unit_cost_e4 * order.quantity, order.currency)
+    items = [_esim_item(e) for e in esims]
+    first = items[0] if items else {}
+    status = "pending_details" if pending else order.status
+    return {
+        "success": order.status != OrderStatus.FAILED,
+        "message": _message(order.status),
+        "orderReference": order.reference,
+        "esimId": esims[0].id if esims else None,
+        "packageName": order.package_name,
+        "packageCode": order.package_code,
+        "quantity": order.quantity,
+        "newBalance": render(account.balance_minor, account.currency),
+        "currency": order.currency,
+        "lpaString": first.get("lpaString"),
+        "qrCodeUrl": first.get("qrCodeUrl"),
+        "directAppleInstallUrl": first.get("directAppleInstallUrl"),
+        "directAndroidInstallUrl": first.get("directAndroidInstallUrl"),
+        "paymentMethod": "balance",
+        "status": status,
+        "isPending": pending,
+        "amount": render(order.amount_minor, order.currency),
+        "profit": render(order.amount_minor - cost_minor, order.currency),
+        "final_price": render(order.amount_minor, order.currency),
+        "processing_time_ms": order.processing_time_ms,
+        "createdAt": iso_z(order.created_at),
+        "esims": items,
+    }
+
+
+def _message(status: str) -> str:
+    return {
+        OrderStatus.COMPLETED: "Order processed successfully",
+        OrderStatus.PENDING: "Order accepted; eSIM details will follow",
+        OrderStatus.FAILED: "Order failed; nothing was charged",
+        OrderStatus.CANCELLED: "Order cancelled and refunded",
+    }.get(OrderStatus(status), status)
+
+
+def _esim_item(esim: Esim) -> dict[str, Any]:
+    links = install_links(esim)
+    return {
+        "id": esim.id,
+        "iccid": esim.iccid,
+        "lpaString": esim.lpa,
+        "qrCodeUrl": qr_data_url(esim.lpa),
+        "directAppleInstallUrl": links["directAppleInstallUrl"],
+        "directAndroidInstallUrl": links["directAndroidInstallUrl"],
+        "status": "New" if esim.status == EsimStatus.NEW else esim.status.title(),
+        "profileStatus": esim.profile_status or "Released",
+        "isPending": False,
+    }

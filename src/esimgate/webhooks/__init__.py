@@ -1,0 +1,1 @@
+"""Outbound events: the outbox (recorded with state changes); delivery comes with webhooks."""
