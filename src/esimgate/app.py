@@ -15,7 +15,7 @@ from esimgate import __version__
 from esimgate.api import health, qr
 from esimgate.api.errors import install_error_handlers
 from esimgate.api.quota_headers import QuotaHeaders
-from esimgate.api.v1 import account, auth, catalog, orders
+from esimgate.api.v1 import account, auth, catalog, esims, orders, topups
 from esimgate.catalog.models import CatalogPackage
 from esimgate.config import Settings, get_settings
 from esimgate.db.migrate import upgrade
@@ -85,6 +85,13 @@ def create_app(
     app.add_middleware(QuotaHeaders)
     app.include_router(health.router)
     app.include_router(qr.router)
-    for router in (auth.router, account.router, catalog.router, orders.router):
+    for router in (
+        auth.router,
+        account.router,
+        catalog.router,
+        orders.router,
+        esims.router,
+        topups.router,
+    ):
         app.include_router(router, prefix=BUSINESS_PREFIX)
     return app

@@ -73,7 +73,9 @@ async def authenticate(request: Request) -> Caller:
 
 async def _hmac(request: Request, runtime: Runtime, now: datetime, ip: str) -> Caller:
     await _refuse_throttled_ip(runtime, ip, now)
-    values = {name: request.headers.get(name) for name in HMAC_HEADERS}
+    # A repeated header is combined as HTTP combines field lines ("a,b"), which no valid
+    # value matches: two values of a signed header are refused, never one picked.
+    values = {name: ",".join(request.headers.getlist(name)) for name in HMAC_HEADERS}
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise HmacRequired(detail=f"Missing headers: {', '.join(missing)}")

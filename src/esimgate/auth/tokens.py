@@ -43,7 +43,12 @@ class TokenIssuer:
                 algorithms=[ALGORITHM],
                 audience=audience or self.audience,
                 issuer=self.issuer,
-                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_nbf": False},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,  # PyJWT would compare iat with the wall clock
+                },
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc

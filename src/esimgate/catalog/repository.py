@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from esimgate.catalog.models import CatalogPackage, PackageOffer
@@ -82,8 +82,16 @@ class CatalogRepository:
         if kind:
             query = query.where(CatalogPackage.kind == kind)
         if search:
-            pattern = f"%{escape_like(search.lower())}%"
-            query = query.where(CatalogPackage.search_text.like(pattern, escape="\\"))
+            term = escape_like(search.lower())
+            # Two letters are an ISO country code, matched whole ('jp' is Japan, not every
+            # name containing "jp"); longer terms match names, regions and countries as
+            # substrings. A package code matches exactly either way.
+            by_text = (
+                CatalogPackage.search_text.like(f"%#{term}#%", escape="\\")
+                if len(search) <= 2
+                else CatalogPackage.search_text.like(f"%{term}%", escape="\\")
+            )
+            query = query.where(or_(by_text, func.lower(CatalogPackage.code) == search.lower()))
         total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
         page = await self.session.execute(
             query.order_by(CatalogPackage.kind, CatalogPackage.name, CatalogPackage.id)

@@ -53,11 +53,11 @@ def _networks(coverage: Sequence[Coverage]) -> list[dict[str, Any]]:
     ]
 
 
-def _search_text(package: ProviderPackage, code: str) -> str:
-    words = [package.name, package.region, code]
-    for c in package.coverage:
-        words += [c.country_name, c.country_code]
-    return " | ".join(words).lower()
+def _search_text(package: ProviderPackage) -> str:
+    """Names are matched as substrings; codes only whole (see CatalogRepository.search)."""
+    words = [package.name, package.region, *(c.country_name for c in package.coverage)]
+    codes = [c.country_code for c in package.coverage]
+    return (" | ".join(words) + " |" + "".join(f" #{code}#" for code in codes)).lower()
 
 
 async def sync_provider(
@@ -97,7 +97,7 @@ async def sync_provider(
                 rechargeable=item.rechargeable,
                 renewable=item.renewable,
                 daily_data=item.daily_data,
-                search_text=_search_text(item, code),
+                search_text=_search_text(item),
                 active=True,
                 created_at=now,
                 updated_at=now,

@@ -213,7 +213,7 @@ def accounts_list() -> None:
             str(account.id),
             account.name,
             account.status,
-            f"{render(account.balance_minor, account.currency)} {account.currency}",
+            f"{minor_to_decimal(account.balance_minor, account.currency)} {account.currency}",
             f"{account.markup_percent_bp / 100:g}",
             str(render(account.markup_fixed_minor, account.currency)),
             str(keys),

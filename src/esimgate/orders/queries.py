@@ -12,7 +12,7 @@ from esimgate.esims.models import Esim, EsimStatus
 from esimgate.esims.presenter import install_links, qr_url
 from esimgate.money import render
 from esimgate.orders.errors import OrderNotFound
-from esimgate.orders.models import OrderStatus
+from esimgate.orders.models import Order, OrderStatus
 from esimgate.orders.repository import OrderRepository
 
 PAYMENT_STATUS = {
@@ -77,4 +77,21 @@ def _esim(esim: Esim, base_url: str) -> dict[str, Any]:
         "totalVolume": esim.total_bytes,
         "totalDuration": esim.validity_days,
         "expiredTime": iso_z(esim.expires_at),
+    }
+
+
+def order_row(order: Order) -> dict[str, Any]:
+    """One line of GET /orders."""
+    return {
+        "id": order.id,
+        "order_reference": order.reference,
+        "package_name": order.package_name,
+        "package_code": order.package_code,
+        "amount": render(order.amount_minor, order.currency),
+        "currency": order.currency,
+        "quantity": order.quantity,
+        "status": order.status,
+        "flag_url": None,
+        "created_at": iso_z(order.created_at),
+        "type": order.kind,
     }

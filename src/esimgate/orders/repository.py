@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from esimgate.catalog.models import CatalogPackage, PackageOffer
+from esimgate.catalog.repository import escape_like
 from esimgate.esims.models import Esim
 from esimgate.orders.models import Order, OrderStatus
 from esimgate.providers.models import ProviderAccount
@@ -81,3 +83,66 @@ class OrderRepository:
             .limit(limit)
         )
         return result.scalars().all()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    account_id: int
+    status: str | None
+    from_date: datetime | None
+    to_date: datetime | None  # exclusive
+    search: str | None
+
+
+SORT_COLUMNS = {
+    "created_at": Order.created_at,
+    "amount": Order.amount_minor,
+    "status": Order.status,
+}
+
+
+def _filtered(spec: OrderFilter) -> Select[Order]:
+    query = select(Order).where(Order.account_id == spec.account_id)
+    if spec.status:
+        query = query.where(Order.status == spec.status)
+    if spec.from_date:
+        query = query.where(Order.created_at >= spec.from_date)
+    if spec.to_date:
+        query = query.where(Order.created_at < spec.to_date)
+    if spec.search:
+        pattern = f"%{escape_like(spec.search.lower())}%"
+        query = query.where(
+            or_(
+                func.lower(Order.reference).like(pattern, escape="\\"),
+                func.lower(Order.package_name).like(pattern, escape="\\"),
+                func.lower(Order.package_code) == spec.search.lower(),
+            )
+        )
+    return query
+
+
+async def order_page(
+    session: AsyncSession,
+    spec: OrderFilter,
+    sort_by: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Order], int, int]:
+    """A page of orders, the filtered total, and the revenue (completed amounts) of the set."""
+    query = _filtered(spec)
+    filtered = query.subquery()
+    total, revenue = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(filtered.c.amount_minor).filter(filtered.c.status == "completed"), 0
+                ),
+            ).select_from(filtered)
+        )
+    ).one()
+    column = SORT_COLUMNS[sort_by]
+    ordering = (column.desc(), Order.id.desc()) if descending else (column.asc(), Order.id.asc())
+    rows = await session.execute(query.order_by(*ordering).offset(offset).limit(limit))
+    return rows.scalars().all(), int(total), int(revenue)

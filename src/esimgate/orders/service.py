@@ -20,8 +20,10 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from esimgate.accounts.models import Account
 from esimgate.accounts.pricing import price_minor
 from esimgate.auth.errors import DuplicateRequest
+from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.clock import epoch_ms, iso_z
 from esimgate.errors import ApiError, InvalidParameter
 from esimgate.esims.install import qr_data_url
@@ -53,6 +56,7 @@ from esimgate.providers.base import (
     Purchase,
     PurchaseState,
     TechnicalError,
+    TopUpResult,
 )
 from esimgate.providers.models import ProviderAccount
 from esimgate.runtime import Runtime
@@ -99,7 +103,7 @@ async def place_order(
                 details={"in_progress": True, "idempotency_key": key},
             )
     try:
-        order_id = await _reserve(runtime, account_id, body, now)
+        order_id = await _reserve(runtime, account_id, body)
     except ApiError:
         if key is not None:
             async with runtime.sessions() as session, session.begin():
@@ -122,7 +126,7 @@ async def place_order(
     return Placed(response, jobs)
 
 
-async def _reserve(runtime: Runtime, account_id: int, body: OrderBody, now: Any) -> int:
+async def _reserve(runtime: Runtime, account_id: int, body: OrderBody) -> int:
     async with runtime.sessions() as session, session.begin():
         repo = OrderRepository(session)
         account = await wallet.lock_account(session, account_id)
@@ -134,42 +138,72 @@ async def _reserve(runtime: Runtime, account_id: int, body: OrderBody, now: Any)
             raise InvalidParameter(
                 "Invalid parameter: recurring", detail="This package does not renew"
             )
-        offer = offers[0]
-        unit_price = price_minor(
-            offer.cost_e4, account.currency, account.markup_percent_bp, account.markup_fixed_minor
-        )
-        check_price_guard(body.price, unit_price, account.currency)
-        amount = unit_price * body.quantity
-        if account.balance_minor < amount:
-            raise insufficient(account, amount)
-        order = Order(
-            reference=new_reference(OrderKind.ESIM, epoch_ms(now)),
-            account_id=account.id,
+        order = await open_order(
+            session,
+            runtime,
+            account,
+            package,
+            offers[0],
             kind=OrderKind.ESIM,
-            status=OrderStatus.PENDING,
-            upstream_state=UpstreamState.SENDING,
-            package_id=package.id,
-            package_code=package.code,
-            package_name=package.name,
             quantity=body.quantity,
-            unit_price_minor=unit_price,
-            amount_minor=amount,
-            currency=account.currency,
-            unit_cost_e4=offer.cost_e4,
-            provider_account_id=offer.provider_account_id,
-            provider_code=offer.provider_code,
+            price_guard=body.price,
             callback_url=body.callback_url,
-            created_at=now,
-            updated_at=now,
         )
-        await repo.add(order)
-        await wallet.reserve(session, runtime.clock, account, order.id, amount)
         if body.idempotency_key is not None:
             await idempotency.attach_order(session, account.id, body.idempotency_key, order.id)
         return order.id
 
 
-def check_price_guard(price: Any, unit_price_minor: int, currency: str) -> None:
+async def open_order(
+    session: AsyncSession,
+    runtime: Runtime,
+    account: Account,
+    package: CatalogPackage,
+    offer: PackageOffer,
+    *,
+    kind: OrderKind,
+    quantity: int,
+    price_guard: Decimal | None,
+    callback_url: str | None = None,
+    esim_id: int | None = None,
+) -> Order:
+    """Price, guard, and reserve: a pending order with its amount set aside. The account row
+    must be locked by this transaction, so concurrent orders cannot overdraw it."""
+    now = runtime.clock.now()
+    unit_price = price_minor(
+        offer.cost_e4, account.currency, account.markup_percent_bp, account.markup_fixed_minor
+    )
+    check_price_guard(price_guard, unit_price, account.currency)
+    amount = unit_price * quantity
+    if account.balance_minor < amount:
+        raise insufficient(account, amount)
+    order = Order(
+        reference=new_reference(kind, epoch_ms(now)),
+        account_id=account.id,
+        kind=kind,
+        status=OrderStatus.PENDING,
+        upstream_state=UpstreamState.SENDING,
+        package_id=package.id,
+        package_code=package.code,
+        package_name=package.name,
+        quantity=quantity,
+        unit_price_minor=unit_price,
+        amount_minor=amount,
+        currency=account.currency,
+        unit_cost_e4=offer.cost_e4,
+        provider_account_id=offer.provider_account_id,
+        provider_code=offer.provider_code,
+        esim_id=esim_id,
+        callback_url=callback_url,
+        created_at=now,
+        updated_at=now,
+    )
+    await OrderRepository(session).add(order)
+    await wallet.reserve(session, runtime.clock, account, order.id, amount)
+    return order
+
+
+def check_price_guard(price: Decimal | None, unit_price_minor: int, currency: str) -> None:
     if price is not None and price != minor_to_decimal(unit_price_minor, currency):
         raise PriceMismatch(
             detail=f"Current price is {minor_to_decimal(unit_price_minor, currency)} {currency}",
@@ -195,6 +229,7 @@ class Outcome:
     """What the upstream call told us: a purchase, a definite failure, or nothing certain."""
 
     purchase: Purchase | None = None
+    topup: TopUpResult | None = None
     failure: str | None = None  # definite: nothing was bought
     ambiguous: str | None = None  # may have been bought: ask later by reference
 
@@ -210,9 +245,16 @@ async def _call_upstream(runtime: Runtime, order: Order) -> Outcome:
         quantity=order.quantity,
         expected_unit_cost=Money(order.unit_cost_e4, order.currency),
     )
+    return await call_provider(runtime, order.reference, adapter.create_order(request))
+
+
+async def call_provider(
+    runtime: Runtime, reference: str, call: Coroutine[Any, Any, Purchase | TopUpResult]
+) -> Outcome:
+    """Run one mutating upstream call within the timeout budget and classify its outcome."""
     try:
         async with asyncio.timeout(runtime.settings.provider_timeout_seconds):
-            return Outcome(purchase=await adapter.create_order(request))
+            result = await call
     except LogicalError as exc:
         return Outcome(failure=f"{exc.reason.value}: {exc.message}")
     except TechnicalError as exc:
@@ -222,8 +264,11 @@ async def _call_upstream(runtime: Runtime, order: Order) -> Outcome:
     except TimeoutError:
         return Outcome(ambiguous="upstream timed out")
     except Exception as exc:  # an adapter bug must not lose the money or the order
-        log.exception("order %s: unexpected error from the provider", order.reference)
+        log.exception("%s: unexpected error from the provider", reference)
         return Outcome(ambiguous=f"unexpected {type(exc).__name__}")
+    if isinstance(result, Purchase):
+        return Outcome(purchase=result)
+    return Outcome(topup=result)
 
 
 async def settle(
@@ -252,6 +297,13 @@ async def settle(
         return []
     if purchase is not None and purchase.state == PurchaseState.COMPLETED:
         await _complete(session, runtime, order, purchase)
+        return []
+    topup = outcome.topup
+    if topup is not None and topup.state == PurchaseState.FAILED:
+        await fail_order(session, runtime, order, topup.failure_reason or "top-up failed")
+        return []
+    if topup is not None and topup.state == PurchaseState.COMPLETED:
+        await complete_topup(session, runtime, order, topup)
         return []
     # Accepted for later provisioning, or ambiguous: keep the money reserved and ask again.
     order.upstream_state = UpstreamState.ACCEPTED if purchase is not None else UpstreamState.UNKNOWN
@@ -352,6 +404,42 @@ async def _complete(
     await session.flush()
     await idempotency.finish_for_order(
         session, order.id, await order_response(session, order.id), now
+    )
+
+
+async def complete_topup(
+    session: AsyncSession, runtime: Runtime, order: Order, result: TopUpResult
+) -> None:
+    """Charge a top-up and apply its new totals to the eSIM."""
+    now = runtime.clock.now()
+    esim = await session.get(Esim, order.esim_id) if order.esim_id else None
+    assert esim is not None, f"top-up {order.reference} has no eSIM"
+    package = await session.get(CatalogPackage, order.package_id)
+    if result.total_bytes is not None or esim.total_bytes is None:
+        esim.total_bytes = result.total_bytes
+    elif package is not None and package.data_bytes is not None:
+        esim.total_bytes += package.data_bytes * order.quantity
+    if result.expires_at is not None:
+        esim.expires_at = result.expires_at
+    elif package is not None and esim.activated_at is None:
+        esim.validity_days += package.validity_days * order.quantity
+    if esim.status == EsimStatus.DEPLETED:
+        esim.status = EsimStatus.ACTIVE
+    reservation = await OrderRepository(session).reservation(order.id)
+    assert reservation is not None
+    await wallet.capture(session, runtime.clock, reservation)
+    order.status = OrderStatus.COMPLETED
+    order.upstream_state = UpstreamState.DONE
+    order.completed_at = now
+    order.failure_reason = None
+    await record(
+        session,
+        account_id=order.account_id,
+        event="topup.completed",
+        order_id=order.id,
+        esim_id=esim.id,
+        payload={"orderReference": order.reference, "iccid": esim.iccid},
+        now=now,
     )
 
 

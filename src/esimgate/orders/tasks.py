@@ -6,10 +6,11 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from esimgate.orders.models import Order, OrderStatus
+from esimgate.esims.models import Esim
+from esimgate.orders.models import Order, OrderKind, OrderStatus
 from esimgate.orders.repository import OrderRepository
-from esimgate.orders.service import Outcome, fail_order, settle
-from esimgate.providers.base import ProviderError
+from esimgate.orders.service import Outcome, call_provider, fail_order, settle
+from esimgate.providers.base import EsimRef, Provider, ProviderError, TopUpRequest
 from esimgate.providers.models import ProviderAccount
 from esimgate.worker.jobs import job
 
@@ -33,6 +34,8 @@ async def resolve(runtime: Runtime, order_id: int) -> str:
         account = await session.get(ProviderAccount, order.provider_account_id)
         assert account is not None
     adapter = runtime.providers.adapter(account)
+    if order.kind == OrderKind.TOPUP:
+        return await _resolve_topup(runtime, order, adapter)
     purchase = await adapter.get_order(order.reference)  # ProviderError → retried later
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
@@ -54,6 +57,28 @@ async def resolve(runtime: Runtime, order_id: int) -> str:
                     session, runtime, fresh, "not provisioned before the deadline; refunded"
                 )
         refreshed = await session.get(Order, order_id)
+        assert refreshed is not None
+        return refreshed.status
+
+
+async def _resolve_topup(runtime: Runtime, order: Order, adapter: Provider) -> str:
+    """Top-ups are settled by repeating the call with the same reference: the port requires
+    ``top_up`` to be idempotent on it (adapters for upstreams that do not dedupe look the
+    top-up up first)."""
+    async with runtime.sessions() as session:
+        esim = await session.get(Esim, order.esim_id) if order.esim_id else None
+    if esim is None:
+        return order.status
+    request = TopUpRequest(
+        reference=order.reference,
+        esim=EsimRef(esim.iccid, esim.provider_esim_id),
+        provider_code=order.provider_code,
+        quantity=order.quantity,
+    )
+    outcome = await call_provider(runtime, order.reference, adapter.top_up(request))
+    async with runtime.sessions() as session, session.begin():
+        await settle(session, runtime, order.id, outcome)
+        refreshed = await session.get(Order, order.id)
         assert refreshed is not None
         return refreshed.status
 

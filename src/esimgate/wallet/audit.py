@@ -39,15 +39,20 @@ async def ledger_violations(session: AsyncSession) -> list[str]:
         if entry.reservation_id is not None:
             kinds = entries.setdefault(entry.reservation_id, {})
             kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
-            kinds[f"amount:{entry.kind}"] = entry.amount_minor
+            amount_key = f"amount:{entry.kind}"
+            kinds[amount_key] = kinds.get(amount_key, 0) + entry.amount_minor
     reservations = {r.order_id: r for r in (await session.execute(select(Reservation))).scalars()}
     for reservation in reservations.values():
         kinds = entries.get(reservation.id, {})
-        for kind in EntryKind:
+        for kind in (EntryKind.RESERVE, EntryKind.CAPTURE, EntryKind.RELEASE):
             if kinds.get(kind, 0) > 1:
                 problems.append(f"reservation {reservation.id}: {kinds[kind]} {kind} entries")
         if kinds.get(EntryKind.RESERVE) != 1:
             problems.append(f"reservation {reservation.id}: not exactly one reserve entry")
+        if kinds.get(f"amount:{EntryKind.REFUND}", 0) > reservation.amount_minor:
+            problems.append(f"reservation {reservation.id}: refunded more than charged")
+        if kinds.get(EntryKind.REFUND) and not kinds.get(EntryKind.CAPTURE):
+            problems.append(f"reservation {reservation.id}: refund without a charge")
         if kinds.get(EntryKind.CAPTURE) and kinds.get(EntryKind.RELEASE):
             problems.append(f"reservation {reservation.id}: both captured and released")
         expected = {
@@ -80,8 +85,7 @@ async def ledger_violations(session: AsyncSession) -> list[str]:
             problems.append(f"order {order.reference}: pending but charged settled")
         if order.status == OrderStatus.CANCELLED and (
             charged is None
-            or entries.get(charged.id, {}).get(f"amount:{EntryKind.REFUND}")
-            != charged.amount_minor
+            or entries.get(charged.id, {}).get(f"amount:{EntryKind.REFUND}") != charged.amount_minor
         ):
             problems.append(f"order {order.reference}: cancelled but not fully refunded")
     return problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from esimgate.db.base import Base, BigId
@@ -56,8 +56,16 @@ class LedgerEntry(Base):
         CheckConstraint(
             "kind = 'credit' OR reservation_id IS NOT NULL", name="debits_have_reservation"
         ),
-        # At most one reserve, capture, release and refund per reservation.
-        Index("uq_ledger_entries_reservation_kind", "reservation_id", "kind", unique=True),
+        # At most one reserve, capture and release per reservation (refunds may come in
+        # parts, one per cancellation, and are bounded by the charge in the service).
+        Index(
+            "uq_ledger_entries_reservation_kind",
+            "reservation_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("kind != 'refund'"),
+            postgresql_where=text("kind != 'refund'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -24,3 +24,11 @@ class LedgerRepository:
             )
         )
         return int(result.scalar_one())
+
+    async def refunded(self, reservation_id: int) -> int:
+        result = await self.session.execute(
+            select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+                LedgerEntry.reservation_id == reservation_id, LedgerEntry.kind == "refund"
+            )
+        )
+        return int(result.scalar_one())

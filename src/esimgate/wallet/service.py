@@ -86,12 +86,13 @@ async def release(session: AsyncSession, clock: Clock, reservation: Reservation)
 async def refund(
     session: AsyncSession, clock: Clock, reservation: Reservation, amount_minor: int, note: str
 ) -> LedgerEntry:
-    """Pay back part or all of a captured charge (cancelled eSIMs), once per reservation."""
+    """Pay back part of a captured charge (cancelled eSIMs); never more than was charged."""
     if reservation.state != ReservationState.CAPTURED:
         raise WalletError(f"reservation {reservation.id} is {reservation.state}, not captured")
-    if not 0 < amount_minor <= reservation.amount_minor:
-        raise WalletError("a refund must be positive and at most the charge")
     account = await lock_account(session, reservation.account_id)
+    refunded = await LedgerRepository(session).refunded(reservation.id)
+    if not 0 < amount_minor <= reservation.amount_minor - refunded:
+        raise WalletError("a refund must be positive and at most what is left of the charge")
     return await _append(
         session, clock, account, EntryKind.REFUND, amount_minor, reservation.id, note
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
-from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, public_base_url
+from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, caller_account, public_base_url
 from esimgate.api.errors import documented
+from esimgate.api.pagination import PageRequest, page_of_20
 from esimgate.api.v1.auth_errors import AUTH_ERROR_TYPES
 from esimgate.errors import InvalidParameter, MissingFields
+from esimgate.money import render
 from esimgate.orders.errors import (
     IdempotencyKeyReused,
     InsufficientBalance,
@@ -17,7 +20,8 @@ from esimgate.orders.errors import (
     OrderNotFound,
     PriceMismatch,
 )
-from esimgate.orders.queries import order_status
+from esimgate.orders.queries import order_row, order_status
+from esimgate.orders.repository import OrderFilter, order_page
 from esimgate.orders.request import parse_order
 from esimgate.orders.service import place_order
 
@@ -97,3 +101,62 @@ async def get_order(
     base = public_base_url(request, runtime)
     order = await order_status(session, caller.account_id, orderReference, base)
     return {"success": True, "order": order}
+
+
+OrderStatusFilter = Literal["all", "pending", "completed", "failed", "cancelled"]
+
+
+def _moment(name: str, value: str | None, *, end: bool) -> datetime | None:
+    """ISO 8601 date or date-time (UTC unless it says otherwise); a bare ``to_date`` day
+    includes that whole day."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+            return day + timedelta(days=1) if end else day
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(
+            f"Invalid parameter: {name}", detail=f"{name} must be an ISO 8601 date"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/orders", responses=documented(*AUTH_ERROR_TYPES, InvalidParameter))
+async def list_orders(
+    caller: CallerDep,
+    session: SessionDep,
+    page: Annotated[PageRequest, Depends(page_of_20)],
+    status: Annotated[OrderStatusFilter, Query()] = "all",
+    from_date: Annotated[str | None, Query(max_length=40)] = None,
+    to_date: Annotated[str | None, Query(max_length=40)] = None,
+    search: Annotated[
+        str | None, Query(max_length=100, description="Order reference, package name or code")
+    ] = None,
+    sort_by: Annotated[Literal["created_at", "amount", "status"], Query()] = "created_at",
+    sort_order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+) -> dict[str, Any]:
+    """Order and top-up history with filters; the summary covers the whole filtered set."""
+    spec = OrderFilter(
+        account_id=caller.account_id,
+        status=None if status == "all" else status,
+        from_date=_moment("from_date", from_date, end=False),
+        to_date=_moment("to_date", to_date, end=True),
+        search=search.strip() if search else None,
+    )
+    orders, total, revenue = await order_page(
+        session, spec, sort_by, sort_order == "desc", page.offset, page.limit
+    )
+    account = await caller_account(session, caller)
+    return {
+        "success": True,
+        "data": {
+            "orders": [order_row(o) for o in orders],
+            "summary": {
+                "total_orders": total,
+                "total_revenue": render(revenue, account.currency),
+            },
+            "pagination": page.envelope(total),
+        },
+    }

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:39:11.407112
+Create Date: 2026-11-22 14:51:30.981233
 """
 
 from collections.abc import Sequence
@@ -469,7 +469,11 @@ def upgrade() -> None:
             batch_op.f("ix_ledger_entries_account_id"), ["account_id"], unique=False
         )
         batch_op.create_index(
-            "uq_ledger_entries_reservation_kind", ["reservation_id", "kind"], unique=True
+            "uq_ledger_entries_reservation_kind",
+            ["reservation_id", "kind"],
+            unique=True,
+            sqlite_where=sa.text("kind != 'refund'"),
+            postgresql_where=sa.text("kind != 'refund'"),
         )
 
     op.create_table(
@@ -511,7 +515,11 @@ def downgrade() -> None:
 
     op.drop_table("outbox_events")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index("uq_ledger_entries_reservation_kind")
+        batch_op.drop_index(
+            "uq_ledger_entries_reservation_kind",
+            sqlite_where=sa.text("kind != 'refund'"),
+            postgresql_where=sa.text("kind != 'refund'"),
+        )
         batch_op.drop_index(batch_op.f("ix_ledger_entries_account_id"))
 
     op.drop_table("ledger_entries")
