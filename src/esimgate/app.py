@@ -7,8 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import func, select
 
 from esimgate import __version__
@@ -35,6 +37,24 @@ async def prepare(runtime: Runtime) -> None:
         await ensure_default_provider(session, runtime.clock)
         if not await session.scalar(select(func.count()).select_from(CatalogPackage)):
             await sync_catalogue(session, runtime.clock, runtime.providers)
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema without its default "422 Validation Error" responses: esimgate
+    answers validation errors with 400 INVALID_PARAMETER, documented per operation."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                default = operation.get("responses", {}).get("422", {})
+                if default.get("description") == "Validation Error":
+                    del operation["responses"]["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(
@@ -82,6 +102,7 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     app.add_middleware(QuotaHeaders)
     app.include_router(health.router)
     app.include_router(qr.router)

@@ -31,6 +31,8 @@ class KeyRepository:
         self.session = session
 
     async def by_access_code(self, access_code: str) -> ApiKey | None:
+        if "\x00" in access_code:  # PostgreSQL text cannot hold NUL: the query would fail (500)
+            return None
         result = await self.session.execute(select(ApiKey).where(ApiKey.access_code == access_code))
         return result.scalar_one_or_none()
 

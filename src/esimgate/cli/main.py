@@ -30,17 +30,23 @@ from esimgate.runtime import Runtime, build_runtime
 from esimgate.secretbox import MasterKeyError
 from esimgate.wallet.service import WalletError, credit
 
-app = typer.Typer(no_args_is_help=True, help="esimgate: an open-source eSIM reseller gateway.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="esimgate: an open-source eSIM reseller gateway.",
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Business accounts.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 wallet_app = typer.Typer(no_args_is_help=True, help="Prepaid wallets.")
 catalog_app = typer.Typer(no_args_is_help=True, help="The package catalogue.")
+orders_app = typer.Typer(no_args_is_help=True, help="Orders.")
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(orders_app, name="orders")
 
 console = Console()
 errors = Console(stderr=True)
@@ -287,4 +293,29 @@ def catalog_sync() -> None:
             str(report.unchanged),
             str(len(report.price_changes)),
         )
+    console.print(table)
+
+
+@orders_app.command("reconcile")
+def orders_reconcile(
+    older_than: Annotated[
+        int | None,
+        typer.Option(help="Only orders pending at least this many seconds (default: setting)"),
+    ] = None,
+) -> None:
+    """Settle pending orders now by asking their providers by our reference."""
+    from esimgate.orders.tasks import reconcile_pending
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        if older_than is not None:
+            runtime.settings.reconcile_after_seconds = older_than
+        return await reconcile_pending(runtime)
+
+    counts = run(work)
+    if not counts:
+        console.print("no pending orders to reconcile")
+        return
+    table = Table("status after reconciliation", "orders")
+    for status, count in sorted(counts.items()):
+        table.add_row(status, str(count))
     console.print(table)

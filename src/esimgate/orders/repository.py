@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from esimgate.accounts.models import Account
 from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.catalog.repository import escape_like
 from esimgate.esims.models import Esim
@@ -52,6 +53,15 @@ class OrderRepository:
         await self.session.flush()
 
     async def locked(self, order_id: int) -> Order | None:
+        """The order row locked, after its account row: every transaction that settles,
+        refunds or reserves takes the account lock first, so they cannot deadlock (inserting
+        rows that reference the account takes a shared lock on it in PostgreSQL)."""
+        account_id = await self.session.scalar(select(Order.account_id).where(Order.id == order_id))
+        if account_id is None:
+            return None
+        await self.session.execute(
+            select(Account.id).where(Account.id == account_id).with_for_update()
+        )
         result = await self.session.execute(
             select(Order).where(Order.id == order_id).with_for_update()
         )

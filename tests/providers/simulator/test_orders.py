@@ -257,6 +257,26 @@ async def test_latency_is_applied_to_port_calls(
     assert time.monotonic() - started >= 0.045
 
 
+async def test_a_lost_order_race_returns_the_winners_order(
+    sim: SimulatorProvider,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What PostgreSQL allows and SQLite's write lock hides: two calls both miss the lookup, and
+    # the unique key turns the second insert into a read of the first order.
+    first = await sim.create_order(OrderRequest("ord-1", FRANCE_5GB, 1))
+    lookup = sim._order
+    misses = iter([True])
+
+    async def missing_once(session: AsyncSession, reference: str) -> SimOrder | None:
+        return None if next(misses, False) else await lookup(session, reference)
+
+    monkeypatch.setattr(sim, "_order", missing_once)
+    assert await sim.create_order(OrderRequest("ord-1", FRANCE_5GB, 1)) == first
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(SimOrder)) == 1
+
+
 def _as_ref(purchase: Purchase) -> EsimRef:
     esim = purchase.esims[0]
     return EsimRef(esim.iccid, esim.provider_esim_id, purchase.provider_order_id)

@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 
 from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, caller_account, public_base_url
 from esimgate.api.errors import documented
 from esimgate.api.pagination import PageRequest, page_of_20
 from esimgate.api.v1.auth_errors import AUTH_ERROR_TYPES
-from esimgate.errors import InvalidParameter, MissingFields
+from esimgate.errors import InvalidParameter, MissingFields, ProviderUnavailable
 from esimgate.money import render
 from esimgate.orders.errors import (
     IdempotencyKeyReused,
@@ -62,6 +63,7 @@ async def kick(request: Request, job_ids: list[int]) -> None:
 @router.post(
     "/esims/order",
     openapi_extra=ORDER_BODY,
+    response_model=None,
     responses=documented(
         *AUTH_ERROR_TYPES,
         MissingFields,
@@ -70,6 +72,7 @@ async def kick(request: Request, job_ids: list[int]) -> None:
         PriceMismatch,
         InsufficientBalance,
         IdempotencyKeyReused,
+        ProviderUnavailable,
     ),
 )
 async def create_order(
@@ -77,13 +80,22 @@ async def create_order(
     caller: CallerDep,
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Buy 1–10 eSIMs of a package from the prepaid balance."""
     body = parse_order(await request.body(), idempotency_key)
     request_key = (caller.access_code, caller.request_id) if caller.request_id else None
     placed = await place_order(runtime, caller.account_id, body, request_key)
     await kick(request, placed.job_ids)
-    return placed.response
+    return failed_as_502(placed.response)
+
+
+def failed_as_502(response: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    """A purchase the upstream definitely refused is an error (nothing was charged), but the
+    body still names the failed order so the client can look it up."""
+    if response.get("status") != "failed":
+        return response
+    error = ProviderUnavailable(detail=response.get("message"))
+    return JSONResponse({**response, **error.body()}, status_code=error.status)
 
 
 @router.get(

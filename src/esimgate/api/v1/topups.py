@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
 from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, caller_account
 from esimgate.api.errors import documented
 from esimgate.api.pagination import PageRequest, page_of_50
 from esimgate.api.v1.auth_errors import AUTH_ERROR_TYPES
-from esimgate.errors import InvalidParameter, MissingFields
+from esimgate.api.v1.orders import failed_as_502
+from esimgate.errors import InvalidParameter, MissingFields, ProviderUnavailable
 from esimgate.orders.errors import (
     EsimNotFound,
     EsimNotToppable,
@@ -79,6 +81,7 @@ TOPUP_BODY = {
 @router.post(
     "/topup/order",
     openapi_extra=TOPUP_BODY,
+    response_model=None,
     responses=documented(
         *AUTH_ERROR_TYPES,
         MissingFields,
@@ -89,9 +92,12 @@ TOPUP_BODY = {
         TopupNotSupported,
         InsufficientBalance,
         PriceMismatch,
+        ProviderUnavailable,
     ),
 )
-async def topup_order(request: Request, caller: CallerDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def topup_order(
+    request: Request, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any] | JSONResponse:
     """Add a top-up package to an eSIM, paid from the balance."""
     data = parse_object(await request.body())
     body = TopUpBody(
@@ -100,4 +106,4 @@ async def topup_order(request: Request, caller: CallerDep, runtime: RuntimeDep) 
         quantity=quantity(data),
         price=price_guard(data),
     )
-    return await place_topup(runtime, caller.account_id, body)
+    return failed_as_502(await place_topup(runtime, caller.account_id, body))
