@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 import segno
@@ -46,12 +47,15 @@ def android_install_url(lpa: str) -> str:
     return ANDROID + quote(lpa, safe="")
 
 
+@lru_cache(maxsize=4096)
 def qr_png(lpa: str, scale: int = 6) -> bytes:
+    """The QR image (encoding one costs milliseconds: recent ones are kept)."""
     buffer = io.BytesIO()
     segno.make(lpa, error="m", micro=False).save(buffer, kind="png", scale=scale, border=4)
     return buffer.getvalue()
 
 
+@lru_cache(maxsize=1024)
 def qr_svg(lpa: str) -> bytes:
     buffer = io.BytesIO()
     segno.make(lpa, error="m", micro=False).save(buffer, kind="svg", scale=6, border=4)

@@ -80,6 +80,13 @@ async def attach_order(session: AsyncSession, account_id: int, key: str, order_i
     )
 
 
+async def has_key(session: AsyncSession, order_id: int) -> bool:
+    found = await session.scalar(
+        select(IdempotencyKey.key).where(IdempotencyKey.order_id == order_id).limit(1)
+    )
+    return found is not None
+
+
 async def finish_for_order(
     session: AsyncSession, order_id: int, response: dict[str, Any] | None, now: datetime
 ) -> None:
