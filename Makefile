@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint pytest bench clean
+.PHONY: run test lint pytest bench-orders clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## bench-orders: order throughput and gateway overhead on PostgreSQL (see bench/README.md)
+bench-orders: $(STAMP)
+	$(BIN)/python bench/bench_orders.py --orders 400 --concurrency 16
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
