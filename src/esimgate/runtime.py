@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from esimgate.auth.admission import DatabaseGate, Gate, RedisGate
@@ -46,7 +46,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     redis: Redis | None = None
     gate: Gate
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        # Blocking pool: past max_connections a call waits for a free connection instead of
+        # failing with MaxConnectionsError (a 500 under a burst of concurrent requests).
+        redis = Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url))
         gate = RedisGate(redis, ttl, prefix=settings.redis_prefix)
     else:
         gate = DatabaseGate(sessions, ttl)

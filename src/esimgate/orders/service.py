@@ -34,7 +34,7 @@ from esimgate.auth.errors import DuplicateRequest
 from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.clock import epoch_ms, iso_z
 from esimgate.errors import ApiError, InvalidParameter
-from esimgate.esims.install import qr_data_url
+from esimgate.esims.install import InvalidLpa, build_lpa, qr_data_url, validate_lpa
 from esimgate.esims.models import Esim, EsimStatus
 from esimgate.esims.presenter import install_links
 from esimgate.money import e4_to_minor, minor_to_decimal, render
@@ -356,6 +356,14 @@ async def _complete(
             order.quantity,
         )
     for profile in purchase.esims:
+        lpa = profile.lpa
+        try:
+            validate_lpa(lpa)
+        except InvalidLpa:
+            # Pass provider strings through unchanged when they are valid; otherwise rebuild
+            # the activation code from its parts rather than hand a phone a broken one.
+            log.warning("order %s: provider sent an invalid LPA string %r", order.reference, lpa)
+            lpa = build_lpa(profile.smdp_address, profile.matching_id)
         esim = Esim(
             account_id=order.account_id,
             order_id=order.id,
@@ -366,7 +374,7 @@ async def _complete(
             package_id=order.package_id,
             smdp_address=profile.smdp_address,
             matching_id=profile.matching_id,
-            lpa=profile.lpa,
+            lpa=lpa,
             qr_token=secrets.token_urlsafe(24),
             status=EsimStatus.NEW,
             raw_status={},
