@@ -12,6 +12,7 @@ from esimgate.auth.admission import DatabaseGate, Gate, RedisGate
 from esimgate.auth.tokens import TokenIssuer
 from esimgate.clock import Clock, SystemClock
 from esimgate.config import Settings
+from esimgate.coordination import DatabaseThrottle, RedisThrottle, Throttle
 from esimgate.db.engine import create_engine, session_factory
 from esimgate.providers.registry import ProviderRegistry
 from esimgate.secretbox import SecretBox
@@ -27,6 +28,7 @@ class Runtime:
     gate: Gate
     tokens: TokenIssuer
     providers: ProviderRegistry
+    throttle: Throttle
     redis: Redis | None = None
 
     async def aclose(self) -> None:
@@ -43,6 +45,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     sessions = session_factory(engine)
     box = SecretBox.from_settings(settings)
     ttl = timedelta(hours=settings.request_id_ttl_hours)
+    throttle: Throttle
     redis: Redis | None = None
     gate: Gate
     if settings.redis_url:
@@ -50,8 +53,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         # failing with MaxConnectionsError (a 500 under a burst of concurrent requests).
         redis = Redis.from_pool(BlockingConnectionPool.from_url(settings.redis_url))
         gate = RedisGate(redis, ttl, prefix=settings.redis_prefix)
+        throttle = RedisThrottle(redis, settings.redis_prefix)
     else:
         gate = DatabaseGate(sessions, ttl)
+        throttle = DatabaseThrottle(sessions)
     tokens = TokenIssuer(
         box.token_key,
         issuer=settings.token_issuer,
@@ -68,5 +73,6 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         gate=gate,
         tokens=tokens,
         providers=providers,
+        throttle=throttle,
         redis=redis,
     )

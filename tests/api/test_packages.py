@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from esimgate.catalog.models import CatalogPackage, PackageOffer
+from esimgate.catalog.schemas import package_json
+from esimgate.catalog.service import Priced
 from esimgate.clock import FrozenClock, epoch_ms
 from esimgate.providers.models import ProviderAccount
 from esimgate.providers.simulator.networks import COUNTRIES_BY_CODE
@@ -240,26 +243,17 @@ async def test_search_by_region(api: SignedClient, catalogue: dict[str, Sellable
         assert {item["region"] for item in listed} == {"Europe"}
 
 
-async def test_search_by_iso_code_finds_every_package_of_that_country(
-    api: SignedClient, catalogue: dict[str, Sellable]
+@pytest.mark.parametrize(("term", "iso"), [("jp", "JP"), ("JP", "JP"), ("Fr", "FR"), ("us", "US")])
+async def test_search_by_iso_code_finds_exactly_that_countrys_packages(
+    api: SignedClient, catalogue: dict[str, Sellable], term: str, iso: str
 ) -> None:
-    for iso in ("jp", "JP", "Jp"):
-        listed = await all_pages(api, search=iso)
-        japan = {code for code, s in catalogue.items() if "JP" in s.country_codes}
-        assert japan <= set(codes(listed)), iso
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="search is a substring match over name, region, country names/codes and the "
-    "package code, so 'jp' also matches packages whose 9-letter code contains 'JP' "
-    "(e.g. a Finland package); ISO codes should match exactly",
-)
-async def test_search_by_iso_code_finds_only_that_country(
-    api: SignedClient, catalogue: dict[str, Sellable]
-) -> None:
-    listed = await all_pages(api, search="JP")
-    assert {code for code, s in catalogue.items() if "JP" in s.country_codes} == set(codes(listed))
+    """A two-letter search is a country code, not a substring: 'fr' is not South Africa,
+    'us' is not Austria, 'jp' is not a package whose code happens to contain JP."""
+    expected = {code for code, s in catalogue.items() if iso in s.country_codes}
+    assert len(expected) > 10
+    listed = await all_pages(api, search=term)
+    assert set(codes(listed)) == expected, term
+    assert all(iso in item["country_codes"] for item in listed), term
 
 
 async def test_search_by_package_name(api: SignedClient, catalogue: dict[str, Sellable]) -> None:
@@ -428,6 +422,63 @@ async def test_known_packages_in_detail(api: SignedClient) -> None:
     assert regional["region"] == "Europe"
     assert {"FR", "DE", "ES"} <= set(regional["country_codes"])
     assert len(regional["locationNetworkList"]) == len(regional["country_codes"])
+
+
+def test_package_json_renders_every_field_from_the_row() -> None:
+    """The shape on its own, for a row the simulator never produces: SMS without voice,
+    fractional GB, a multi-country package, a zero-decimal currency."""
+    now = datetime.now(UTC)
+    networks = [
+        {
+            "locationName": "France",
+            "operatorList": [{"operatorName": "Orange", "networkType": "5G"}],
+        },
+        {"locationName": "Germany", "operatorList": [{"operatorName": "O2", "networkType": "4G"}]},
+    ]
+    package = CatalogPackage(
+        id=1,
+        code="ABCDEFGHI",
+        identity_key="x" * 64,
+        name="Twin 1.5GB",
+        kind="regional",
+        region="Europe",
+        countries=[{"code": "FR", "name": "France"}, {"code": "DE", "name": "Germany"}],
+        networks=networks,
+        data_bytes=3 * GIB // 2,
+        validity_days=10,
+        voice_minutes=0,
+        sms_count=25,
+        is_topup=False,
+        rechargeable=False,
+        renewable=False,
+        daily_data=True,
+        search_text="",
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    rendered = package_json(Priced(package=package, price_minor=1_235, cost_e4=123_456), "JPY")
+    assert rendered == {
+        "package_code": "ABCDEFGHI",
+        "name": "Twin 1.5GB",
+        "region": "Europe",
+        "type": "regional",
+        "countries": ["France", "Germany"],
+        "country_codes": ["FR", "DE"],
+        "data_amount_gb": 1.5,
+        "validity_days": 10,
+        "cost": 1235,
+        "currency": "JPY",
+        "features": {"voice_minutes": 0, "sms_count": 25, "is_rechargeable": False},
+        "is_unlimited": False,
+        "has_voice": False,
+        "has_sms": True,
+        "is_daily": True,
+        "locationNetworkList": networks,
+        "flag_url": None,
+    }
+    usd = package_json(Priced(package=package, price_minor=1_235, cost_e4=123_456), "USD")
+    assert usd["cost"] == 12.35
 
 
 # --- prices -------------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ async def sync_provider(
         seen.add(item.provider_code)
         key = identity_key(item)
         package = by_identity.get(key)
+        if package is not None and package.name == item.name:
+            # Keep what describes the product current (operators change, search evolves).
+            package.networks = _networks(item.coverage)
+            package.search_text = _search_text(item)
         if package is None:
             code = package_code(key, is_topup=item.is_topup)
             package = CatalogPackage(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
@@ -24,7 +25,7 @@ from esimgate.auth.signature import sign
 from esimgate.clock import epoch_ms
 from esimgate.config import get_settings
 from esimgate.db.migrate import upgrade
-from esimgate.money import MoneyError, minor_to_decimal, parse_minor, render
+from esimgate.money import MoneyError, minor_to_decimal, parse_minor
 from esimgate.providers.service import sync_catalogue
 from esimgate.runtime import Runtime, build_runtime
 from esimgate.secretbox import MasterKeyError
@@ -70,7 +71,7 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:
     try:
         return asyncio.run(main())
     except USER_ERRORS as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from None
 
 
@@ -217,11 +218,11 @@ def accounts_list() -> None:
     for account, keys in run(work):
         table.add_row(
             str(account.id),
-            account.name,
+            escape(account.name),
             account.status,
             f"{minor_to_decimal(account.balance_minor, account.currency)} {account.currency}",
             f"{account.markup_percent_bp / 100:g}",
-            str(render(account.markup_fixed_minor, account.currency)),
+            str(minor_to_decimal(account.markup_fixed_minor, account.currency)),
             str(keys),
         )
     console.print(table)

@@ -1,5 +1,6 @@
 """Imports every model module so Base.metadata knows all tables (for Alembic and tests)."""
 
+from esimgate import coordination
 from esimgate.accounts import models as accounts_models
 from esimgate.auth import models as auth_models
 from esimgate.catalog import models as catalog_models
@@ -15,6 +16,7 @@ __all__ = [
     "accounts_models",
     "auth_models",
     "catalog_models",
+    "coordination",
     "esims_models",
     "orders_models",
     "providers_models",

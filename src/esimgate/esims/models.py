@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from esimgate.db.base import Base, BigId
@@ -58,6 +58,32 @@ class Esim(Base):
     activated_at: Mapped[datetime | None] = mapped_column(default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     ever_installed: Mapped[bool] = mapped_column(default=False)
+    # What the network last told us (live status), kept for the status endpoints.
+    last_network: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    device_model: Mapped[str | None] = mapped_column(String(100), default=None)
+    device_imei: Mapped[str | None] = mapped_column(String(20), default=None)
+    last_usage_at: Mapped[datetime | None] = mapped_column(default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     usage_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class UsageDay(Base):
+    """The cumulative usage last observed on one day: daily history without storing samples."""
+
+    __tablename__ = "usage_days"
+
+    esim_id: Mapped[int] = mapped_column(ForeignKey("esims.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used_bytes: Mapped[int]  # cumulative at the day's last observation
+    observed_at: Mapped[datetime]
+
+
+class EsimNotice(Base):
+    """An event already emitted for an eSIM (``esim.usage_threshold:80`` …): exactly once each."""
+
+    __tablename__ = "esim_notices"
+
+    esim_id: Mapped[int] = mapped_column(ForeignKey("esims.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]

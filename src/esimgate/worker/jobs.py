@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from esimgate.worker.models import Job, JobStatus
@@ -56,19 +56,24 @@ async def enqueue(
     dedupe_key: str | None = None,
 ) -> Job | None:
     """Add a job row to the current transaction. With a ``dedupe_key``, nothing is added
-    while an unfinished job holds that key (returns None)."""
+    while an unfinished job holds that key (returns None), also when two transactions race."""
+    values = {
+        "kind": kind,
+        "payload": payload,
+        "status": JobStatus.QUEUED,
+        "run_at": run_at or now,
+        "dedupe_key": dedupe_key,
+        "attempts": 0,
+        "max_attempts": 10,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(Job).values(**values)
     if dedupe_key is not None:
-        existing = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
-        if existing is not None:
-            return None
-    row = Job(
-        kind=kind,
-        payload=payload,
-        status=JobStatus.QUEUED,
-        run_at=run_at or now,
-        dedupe_key=dedupe_key,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    return row
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    inserted = await session.execute(statement.returning(Job.id))
+    job_id = inserted.scalar_one_or_none()
+    if job_id is None:
+        return None
+    return await session.get(Job, job_id)
