@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +17,9 @@ from esimgate.coordination import DatabaseThrottle, RedisThrottle, Throttle
 from esimgate.db.engine import create_engine, session_factory
 from esimgate.providers.registry import ProviderRegistry
 from esimgate.secretbox import SecretBox
+
+if TYPE_CHECKING:
+    from esimgate.esims.refresh import Refresher
 
 
 @dataclass
@@ -30,12 +34,20 @@ class Runtime:
     providers: ProviderRegistry
     throttle: Throttle
     redis: Redis | None = None
+    # Per-process state: concurrent refreshes of one eSIM share one upstream call.
+    refresher: Refresher = field(default_factory=lambda: _refresher())
 
     async def aclose(self) -> None:
         await self.providers.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _refresher() -> Refresher:
+    from esimgate.esims.refresh import Refresher
+
+    return Refresher()
 
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:

@@ -22,6 +22,7 @@ from esimgate.accounts.repository import AccountRepository
 from esimgate.accounts.service import AccountNotFound, NewAccount, create_account, find_account
 from esimgate.auth.keys import KeyNotFound, KeyRepository, issue_key, revoke_key
 from esimgate.auth.signature import sign
+from esimgate.cli.sim import SIM_ERRORS, sim_app
 from esimgate.clock import epoch_ms
 from esimgate.config import get_settings
 from esimgate.db.migrate import upgrade
@@ -48,12 +49,21 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
+app.add_typer(sim_app, name="sim")
 
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
 
-USER_ERRORS = (AccountNotFound, KeyNotFound, MoneyError, WalletError, ValueError, MasterKeyError)
+USER_ERRORS = (
+    AccountNotFound,
+    KeyNotFound,
+    MoneyError,
+    WalletError,
+    ValueError,
+    MasterKeyError,
+    *SIM_ERRORS,
+)
 
 
 def run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:

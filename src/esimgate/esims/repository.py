@@ -34,6 +34,17 @@ class EsimRepository:
         )
         return result.scalars().first()
 
+    async def first_of_order(self, account_id: int, reference: str) -> Esim | None:
+        from esimgate.orders.models import Order
+
+        result = await self.session.execute(
+            select(Esim)
+            .join(Order, Order.id == Esim.order_id)
+            .where(Order.reference == reference, Order.account_id == account_id)
+            .order_by(Esim.id)
+        )
+        return result.scalars().first()
+
     def _listing(
         self, account_id: int, status: str | None, search: str | None
     ) -> Select[Esim, CatalogPackage]:
