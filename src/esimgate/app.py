@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import func, select
 
 from esimgate import __version__
-from esimgate.api import health, qr
+from esimgate.api import health, qr, v3
 from esimgate.api.errors import install_error_handlers
 from esimgate.api.quota_headers import QuotaHeaders
 from esimgate.api.v1 import account, auth, catalog, esims, orders, topups
@@ -106,6 +106,7 @@ def create_app(
     app.add_middleware(QuotaHeaders)
     app.include_router(health.router)
     app.include_router(qr.router)
+    app.include_router(v3.router)
     for router in (
         auth.router,
         account.router,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from esimgate.esims.models import EsimStatus
 from esimgate.esims.status import (
+    _COMPILED,
     PROVIDER_TABLES,
     LineStatus,
     Normalised,
@@ -191,6 +192,8 @@ def test_every_table_entry_has_an_expected_status() -> None:
     assert set(EXPECTED) == set(PROVIDER_TABLES)
     for kind, table in PROVIDER_TABLES.items():
         assert set(table) == set(EXPECTED[kind]), kind
+        # No two spellings may collapse onto one key once case and separators are ignored.
+        assert len(_COMPILED[kind].pairs) == len(table), kind
 
 
 @pytest.mark.parametrize(("kind", "field", "value", "expected"), ENTRIES)

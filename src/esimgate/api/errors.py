@@ -35,8 +35,14 @@ def _parameter_name(error: dict[str, Any]) -> str:
     return ".".join(location) or "request"
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
+    if request.url.path.startswith("/api/v3/"):
+        from esimgate.api.v3 import v3_error_body
+
+        now = request.app.state.runtime.clock.now()
+        body = v3_error_body(exc.code, exc.message, exc.status, now)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
     return error_response(exc)
 
 
