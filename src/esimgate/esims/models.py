@@ -66,6 +66,8 @@ class Esim(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     usage_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the background sync should next ask the upstream (None: not tracked any more).
+    next_sync_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
 
 class UsageDay(Base):

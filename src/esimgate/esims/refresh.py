@@ -31,7 +31,10 @@ async def pull(runtime: Runtime, esim_id: int) -> Esim:
         assert account is not None
     adapter = runtime.providers.adapter(account)
     ref = EsimRef(esim.iccid, esim.provider_esim_id)
-    async with asyncio.timeout(runtime.settings.provider_timeout_seconds):
+    async with (
+        runtime.providers.limiter(account),
+        asyncio.timeout(runtime.settings.provider_timeout_seconds),
+    ):
         reports = await adapter.query_usage([ref])
     report = next((r for r in reports if r.esim.iccid == esim.iccid), None)
     if report is None:

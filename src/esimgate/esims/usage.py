@@ -19,6 +19,23 @@ from esimgate.webhooks.outbox import record
 THRESHOLDS = (50, 80, 90, 100)
 EXPIRING = ((timedelta(days=3), "3d"), (timedelta(days=1), "1d"))
 INSTALLED = {ProfileStatus.INSTALLED, ProfileStatus.ENABLED, ProfileStatus.DISABLED}
+WATCH_CLOSELY = timedelta(minutes=5)  # ≥ 80 % used, or expiring within a day
+ACTIVE_EVERY = timedelta(minutes=30)
+NEW_EVERY = timedelta(hours=2)  # waiting to be installed and attached
+FINAL = {EsimStatus.EXPIRED, EsimStatus.CANCELLED, EsimStatus.DELETED, EsimStatus.DEPLETED}
+
+
+def next_sync(esim: Esim, now: datetime) -> datetime | None:
+    """When to ask about this eSIM again (None: its state is final; a top-up re-arms it)."""
+    if esim.status in FINAL:
+        return None
+    if esim.status == EsimStatus.NEW:
+        return now + NEW_EVERY
+    close_to_threshold = bool(esim.total_bytes) and esim.used_bytes * 100 >= 80 * (
+        esim.total_bytes or 1
+    )
+    close_to_expiry = esim.expires_at is not None and esim.expires_at - now <= timedelta(days=1)
+    return now + (WATCH_CLOSELY if close_to_threshold or close_to_expiry else ACTIVE_EVERY)
 
 
 async def apply_report(
@@ -52,6 +69,7 @@ async def apply_report(
     if normalised.profile in INSTALLED or esim.activated_at is not None:
         esim.ever_installed = True
     esim.usage_updated_at = now
+    esim.next_sync_at = next_sync(esim, now)
     await _record_day(session, esim, now)
     return await _emit(session, esim, now)
 

@@ -67,6 +67,7 @@ from esimgate.worker.jobs import enqueue
 log = logging.getLogger(__name__)
 
 PROVISION_POLL = timedelta(seconds=10)
+NEW_SYNC_DELAY = timedelta(minutes=10)  # first background usage check of a new eSIM
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +384,7 @@ async def _complete(
             validity_days=validity,
             unit_price_minor=order.unit_price_minor,
             created_at=now,
+            next_sync_at=now + NEW_SYNC_DELAY,
         )
         await repo.add(esim)
         await record(
@@ -433,6 +435,7 @@ async def complete_topup(
         esim.validity_days += package.validity_days * order.quantity
     if esim.status == EsimStatus.DEPLETED:
         esim.status = EsimStatus.ACTIVE
+    esim.next_sync_at = now  # its totals changed: watch it again
     reservation = await OrderRepository(session).reservation(order.id)
     assert reservation is not None
     await wallet.capture(session, runtime.clock, reservation)

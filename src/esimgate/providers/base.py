@@ -271,6 +271,7 @@ class Provider(Protocol):
     kind: str  # "simulator", "esimaccess", …
     capabilities: frozenset[Capability]
     max_usage_batch: int  # eSIMs per query_usage call (1 when the upstream has no batch query)
+    requests_per_second: float  # the upstream's published rate limit for this account
 
     async def list_packages(self) -> Sequence[ProviderPackage]:
         """The upstream's current catalogue, base packages and top-ups."""

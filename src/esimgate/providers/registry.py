@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiolimiter import AsyncLimiter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from esimgate.clock import Clock
@@ -50,6 +51,7 @@ class ProviderRegistry:
         self.sessions = sessions
         self.factories = dict(FACTORIES)
         self._adapters: dict[int, Provider] = {}
+        self._limiters: dict[int, AsyncLimiter] = {}
 
     def adapter(self, account: ProviderAccount) -> Provider:
         """The adapter for a provider account (built once per process)."""
@@ -67,6 +69,16 @@ class ProviderRegistry:
         )
         self._adapters[account.id] = adapter
         return adapter
+
+    def limiter(self, account: ProviderAccount) -> AsyncLimiter:
+        """This process's token bucket for the account, at the upstream's published rate."""
+        limiter = self._limiters.get(account.id)
+        if limiter is None:
+            rate = self.adapter(account).requests_per_second
+            # A bucket of one second's worth: bursts never exceed the published rate.
+            limiter = AsyncLimiter(max_rate=max(1.0, rate), time_period=1.0)
+            self._limiters[account.id] = limiter
+        return limiter
 
     def override(self, account_id: int, adapter: Provider) -> None:
         """Use a given adapter for an account (fault-injecting wrappers, tests)."""

@@ -86,6 +86,7 @@ class SimulatorProvider:
         }
     )
     max_usage_batch = 100
+    requests_per_second = 20.0  # the published limit a real upstream would have
 
     def __init__(
         self,

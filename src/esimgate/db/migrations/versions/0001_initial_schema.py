@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:25:35.083120
+Create Date: 2026-11-22 15:29:29.589755
 """
 
 from collections.abc import Sequence
@@ -344,6 +344,7 @@ def upgrade() -> None:
         sa.Column("cancelled_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
         sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("usage_updated_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("next_sync_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_esims_account_id_accounts")
         ),
@@ -367,6 +368,7 @@ def upgrade() -> None:
             "ix_esims_account_created", ["account_id", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_esims_iccid"), ["iccid"], unique=False)
+        batch_op.create_index(batch_op.f("ix_esims_next_sync_at"), ["next_sync_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_esims_order_id"), ["order_id"], unique=False)
 
     op.create_table(
@@ -567,6 +569,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     with op.batch_alter_table("esims", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_esims_order_id"))
+        batch_op.drop_index(batch_op.f("ix_esims_next_sync_at"))
         batch_op.drop_index(batch_op.f("ix_esims_iccid"))
         batch_op.drop_index("ix_esims_account_created")
 
