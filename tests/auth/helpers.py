@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,7 +177,7 @@ class OverlappingGate:
     have arrived, so that they then run as overlapping transactions. Records how many ran at
     once."""
 
-    def __init__(self, inner: Gate, parties: int, timeout: float = 60) -> None:
+    def __init__(self, inner: Gate, parties: int, timeout: float = 30) -> None:
         self.inner = inner
         self.barrier = asyncio.Barrier(parties)
         self.timeout = timeout
@@ -222,7 +222,17 @@ class RacyRequestIdGate(OverlappingGate):
 
 class RacyCounterGate(OverlappingGate):
     """BROKEN on purpose: reads the window's count, and if it is below the limit counts the
-    request without a guard. Correct one by one, over-admits when requests overlap."""
+    request without a guard. Correct one by one, over-admits when requests overlap.
+
+    ``lockstep``: every read completes before any write. Left alone, the read and the write of
+    one request often run back to back even when requests overlap (SQLite runs every transaction
+    under its write lock, which tends to go to the task that just released it; a connection pool
+    smaller than the burst queues the reads and writes of many requests behind each other);
+    lockstep imposes the interleaving that concurrent requests can always get on a server."""
+
+    def __init__(self, inner: Gate, parties: int, *, lockstep: bool = False) -> None:
+        super().__init__(inner, parties)
+        self.lockstep = asyncio.Barrier(parties) if lockstep else None
 
     async def _admit(
         self, bucket: str, limit: int, now: datetime, request_key: tuple[str, str] | None
@@ -230,6 +240,9 @@ class RacyCounterGate(OverlappingGate):
         start = int(now.timestamp()) // KEY_WINDOW_SECONDS * KEY_WINDOW_SECONDS
         reset_at = datetime.fromtimestamp(start + KEY_WINDOW_SECONDS, UTC)
         count = await window_count(self.inner, bucket, start)
+        if self.lockstep is not None:
+            async with asyncio.timeout(self.timeout):
+                await self.lockstep.wait()
         if count >= limit:
             return Admission(Quota(limit, 0, reset_at, allowed=False), duplicate=False)
         unguarded = 10**9
@@ -267,13 +280,24 @@ async def window_count(gate: Gate, bucket: str, start: int) -> int:
     return int(count or 0)
 
 
-def json_body(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+async def gather_responses(requests: list[Awaitable[httpx.Response]]) -> list[httpx.Response]:
+    """Run requests concurrently; all of them finish before anything is asserted (no request
+    is left running into the next test), and an exception the app raised is reported."""
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"{len(errors)} of {len(results)} requests raised, e.g. {errors[0]!r}"
+    return [r for r in results if isinstance(r, httpx.Response)]
 
 
-async def quota_used(runtime: Runtime, access_code: str) -> int:
-    """Requests counted for the key in the current window, read without counting one."""
+async def key_bucket(runtime: Runtime, access_code: str) -> str:
+    """The admission bucket of an API key."""
     async with runtime.sessions() as session:
         key_id = await session.scalar(select(ApiKey.id).where(ApiKey.access_code == access_code))
+    assert key_id is not None, access_code
+    return f"key:{key_id}"
+
+
+async def bucket_count(runtime: Runtime, bucket: str) -> int:
+    """Requests counted in the bucket's current window, read without counting one."""
     start = int(runtime.clock.now().timestamp()) // KEY_WINDOW_SECONDS * KEY_WINDOW_SECONDS
-    return await window_count(runtime.gate, f"key:{key_id}", start)
+    return await window_count(runtime.gate, bucket, start)
