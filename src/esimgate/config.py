@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     embedded_worker: bool = True  # run jobs inside `serve` (the embedded default)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
+    # The simulator autopilot: moves simulated eSIMs along realistic timelines (`serve --demo`).
+    simulator_autopilot: bool = False
 
     log_level: str = "INFO"
 

@@ -104,6 +104,7 @@ def serve(
             await _print_demo(runtime, host, port)
 
         run(demo_account, migrate=False)
+        settings.simulator_autopilot = True  # demo: simulated eSIMs move on their own
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
@@ -63,6 +65,8 @@ from esimgate.providers.simulator.models import (
 
 MAX_QUANTITY: Final = 10  # eSIMs per order (and top-ups per request)
 MIB: Final = 1024**2
+LAG_SAMPLES: Final = 50  # usage samples kept per eSIM for the reporting lag
+LAG_TRACKED: Final = 10_000  # eSIMs whose samples one process keeps (least recent dropped)
 
 
 def _refuse(reason: LogicalReason, message: str) -> LogicalError:
@@ -97,11 +101,15 @@ class SimulatorProvider:
         seed: int = 2026,
         async_delay_seconds: float = 30.0,
         latency_ms: float = 0.0,
+        reporting_lag_seconds: float = 0.0,
     ) -> None:
         self.account = account  # scopes rows: each simulator account is a separate upstream
         self.seed = seed
         self.async_delay = timedelta(seconds=async_delay_seconds)
         self.latency_ms = latency_ms
+        # With a lag, query_usage reports usage as it was that long ago (see _lagged_usage).
+        self.reporting_lag = timedelta(seconds=max(0.0, reporting_lag_seconds))
+        self._samples: OrderedDict[str, deque[tuple[datetime, int]]] = OrderedDict()
         self._sessions = sessions
         self._clock = clock
         self._catalogue = build_catalogue(seed)
@@ -117,6 +125,7 @@ class SimulatorProvider:
             seed=int(credentials.get("seed", "2026")),
             async_delay_seconds=float(credentials.get("async_delay_seconds", "30")),
             latency_ms=float(credentials.get("latency_ms", "0")),
+            reporting_lag_seconds=float(credentials.get("reporting_lag_seconds", "0")),
         )
 
     async def _upstream_latency(self) -> None:
@@ -168,7 +177,8 @@ class SimulatorProvider:
             found: dict[str, UsageReport] = {}
             for esim, order in rows:
                 esim.settle(now)
-                report = self._report(esim, order, now)
+                self._sample(esim, esim.last_usage_at or esim.created_at)
+                report = self._report(esim, order, now, lagged=True)
                 found[esim.provider_esim_id] = found[esim.iccid] = report
         # In the order asked, each eSIM once; unknown ones are simply absent.
         reports: dict[str, UsageReport] = {}
@@ -255,6 +265,8 @@ class SimulatorProvider:
 
     async def use(self, iccid: str, megabytes: float) -> UsageReport:
         """The device uses data (binary MB); the plan is depleted when it reaches its total."""
+        if not math.isfinite(megabytes):
+            raise ValueError("megabytes must be a finite number")
         if megabytes <= 0:
             raise ValueError("megabytes must be positive")
         used = round(megabytes * MIB)
@@ -264,11 +276,13 @@ class SimulatorProvider:
                 raise _refuse(LogicalReason.NOT_ALLOWED, "the eSIM is not attached")
             if esim.plan_state != PlanState.IN_USE:
                 raise _refuse(LogicalReason.NOT_ALLOWED, f"plan is {esim.plan_state}")
+            self._sample(esim, esim.last_usage_at or esim.created_at)  # the usage before
             esim.used_bytes += used
             esim.last_usage_at = now
             if esim.total_bytes is not None and esim.used_bytes >= esim.total_bytes:
                 esim.used_bytes = esim.total_bytes
                 esim.plan_state = PlanState.DEPLETED
+            self._sample(esim, now)
 
         return await self._change(iccid, change)
 
@@ -431,7 +445,47 @@ class SimulatorProvider:
                 return country
         raise _refuse(LogicalReason.NOT_ALLOWED, f"{country_code} is not covered by the package")
 
-    def _report(self, esim: SimEsim, order: SimOrder, now: datetime) -> UsageReport:
+    def _sample(self, esim: SimEsim, at: datetime) -> None:
+        """Remember that ``esim`` had used ``used_bytes`` from ``at`` on (only with a lag)."""
+        if not self.reporting_lag:
+            return
+        samples = self._samples.get(esim.provider_esim_id)
+        if samples is None:
+            samples = self._samples[esim.provider_esim_id] = deque(maxlen=LAG_SAMPLES)
+            while len(self._samples) > LAG_TRACKED:
+                self._samples.popitem(last=False)
+        self._samples.move_to_end(esim.provider_esim_id)
+        if samples and samples[-1][1] == esim.used_bytes:
+            return
+        # Keep samples in time order even if another process's clock ran slightly behind ours.
+        samples.append((max(at, samples[-1][0]) if samples else at, esim.used_bytes))
+
+    def _lagged_usage(self, esim: SimEsim, now: datetime) -> tuple[int, datetime | None]:
+        """Used bytes and last usage time as the upstream reports them ``reporting_lag`` late.
+
+        The reported figure is the newest sample at least ``reporting_lag`` old. With no sample
+        that old, it is the oldest one this process knows (the usage before the first change it
+        saw), so a report never shows more than was really used, and never goes backwards.
+        """
+        samples = self._samples.get(esim.provider_esim_id)
+        if not samples:
+            return esim.used_bytes, esim.last_usage_at
+        cutoff = now - self.reporting_lag
+        at, used = samples[0]
+        for sample_at, sample_used in samples:
+            if sample_at > cutoff:
+                break
+            at, used = sample_at, sample_used
+        if used >= esim.used_bytes:  # caught up (or a sample from a change never committed)
+            return esim.used_bytes, esim.last_usage_at
+        return used, (at if used else None)
+
+    def _report(
+        self, esim: SimEsim, order: SimOrder, now: datetime, *, lagged: bool = False
+    ) -> UsageReport:
+        used_bytes, last_usage_at = esim.used_bytes, esim.last_usage_at
+        if lagged and self.reporting_lag:
+            used_bytes, last_usage_at = self._lagged_usage(esim, now)
         network = None
         if esim.network_operator and esim.network_mcc and esim.network_mnc:
             network = NetworkSighting(
@@ -443,7 +497,7 @@ class SimulatorProvider:
             )
         return UsageReport(
             esim=_ref(esim, order),
-            used_bytes=esim.used_bytes,
+            used_bytes=used_bytes,
             total_bytes=esim.total_bytes,
             observed_at=now,
             # The simulator's own wire words (upper case), as an upstream would send them.
@@ -454,7 +508,7 @@ class SimulatorProvider:
             },
             activated_at=esim.activated_at,
             expires_at=esim.expires_at,
-            last_usage_at=esim.last_usage_at,
+            last_usage_at=last_usage_at,
             last_network=network,
             device_model=esim.device_model,
             device_imei=esim.device_imei,
