@@ -33,6 +33,8 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support import Credentials, hmac_headers
+
 from esimgate.accounts.service import NewAccount, create_account
 from esimgate.app import create_app
 from esimgate.auth.keys import issue_key
@@ -45,7 +47,6 @@ from esimgate.providers.repository import ProviderAccountRepository
 from esimgate.providers.service import ensure_default_provider, sync_catalogue
 from esimgate.runtime import Runtime, build_runtime
 from esimgate.wallet.service import credit
-from tests.support import Credentials, hmac_headers
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/esimgate_bench"
 

@@ -36,6 +36,8 @@ from sqlalchemy import insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_orders import DEFAULT_URL, accounts, fresh_database
+from tests.support import hmac_headers
+
 from esimgate.app import create_app
 from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.clock import FrozenClock
@@ -47,7 +49,6 @@ from esimgate.providers.repository import ProviderAccountRepository
 from esimgate.providers.service import ensure_default_provider, sync_catalogue
 from esimgate.providers.simulator.models import SimEsim, SimOrder
 from esimgate.runtime import Runtime, build_runtime
-from tests.support import hmac_headers
 
 
 def settings(url: str, key: str) -> Settings:
@@ -110,7 +111,9 @@ async def storm(refreshes: int) -> dict[str, Any]:
     (creds,) = await accounts(first, 1, 10**8)
     clients = [
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(create_app(runtime=rt, migrate=False, embedded_worker=False)),
+            transport=httpx.ASGITransport(
+                create_app(runtime=rt, migrate=False, embedded_worker=False)
+            ),
             base_url="http://bench",
         )
         for rt in (first, second)
@@ -187,26 +190,30 @@ async def seed(runtime: Runtime, count: int) -> None:
                 for i in range(0, size, per_order)
             ]
             order_ids = (
-                await session.execute(insert(Order).returning(Order.id), orders)
-            ).scalars().all()
+                (await session.execute(insert(Order).returning(Order.id), orders)).scalars().all()
+            )
             sim_orders = (
-                await session.execute(
-                    insert(SimOrder).returning(SimOrder.id),
-                    [
-                        {
-                            "account": "simulator",
-                            "reference": o["reference"],
-                            "package_code": offer.provider_code,
-                            "quantity": per_order,
-                            "unit_cost_e4": offer.cost_e4,
-                            "currency": "USD",
-                            "state": "completed",
-                            "created_at": now,
-                        }
-                        for o in orders
-                    ],
+                (
+                    await session.execute(
+                        insert(SimOrder).returning(SimOrder.id),
+                        [
+                            {
+                                "account": "simulator",
+                                "reference": o["reference"],
+                                "package_code": offer.provider_code,
+                                "quantity": per_order,
+                                "unit_cost_e4": offer.cost_e4,
+                                "currency": "USD",
+                                "state": "completed",
+                                "created_at": now,
+                            }
+                            for o in orders
+                        ],
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             sims, ours = [], []
             for i in range(size):
                 n = start + i
@@ -227,7 +234,9 @@ async def seed(runtime: Runtime, count: int) -> None:
                         "used_bytes": used,
                         "validity_days": package.validity_days,
                         "activated_at": now if in_use else None,
-                        "expires_at": now + timedelta(days=package.validity_days) if in_use else None,
+                        "expires_at": now + timedelta(days=package.validity_days)
+                        if in_use
+                        else None,
                         "profile_state": "enabled" if in_use else "released",
                         "line_state": "active" if in_use else "not_active",
                         "plan_state": "in_use" if in_use else "unused",

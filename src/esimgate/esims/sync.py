@@ -125,9 +125,9 @@ async def _sync_batch(
             )
         ).scalars()
         for esim in locked:
-            stats.events += len(
-                await apply_report(session, esim, by_id[esim.id], account.kind, now)
-            )
+            # Not `+=` around an await: concurrent batches would lose each other's counts.
+            emitted = await apply_report(session, esim, by_id[esim.id], account.kind, now)
+            stats.events += len(emitted)
     stats.esims += len(by_id)
     stats.by_account[account.name] = stats.by_account.get(account.name, 0) + len(by_id)
 
