@@ -6,7 +6,6 @@ Same accounts, keys, stored data and refresh machinery as v1; only the shapes di
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -15,13 +14,10 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from esimgate.accounts.models import Account, AccountStatus
 from esimgate.api.deps import CallerDep, RuntimeDep, public_base_url
 from esimgate.api.errors import documented
-from esimgate.auth.authenticate import client_ip
+from esimgate.auth.authenticate import exchange_credentials
 from esimgate.auth.errors import InvalidApiKey, InvalidToken, InvalidUser
-from esimgate.auth.keys import KeyRepository
-from esimgate.auth.models import ApiKeyStatus
 from esimgate.catalog.models import CatalogPackage
 from esimgate.clock import iso_z
 from esimgate.errors import RateLimitExceeded, ServiceUnavailable
@@ -69,30 +65,12 @@ class TokenRequest(BaseModel):
 @router.post("/auth/token", responses=documented(InvalidApiKey, InvalidUser, RateLimitExceeded))
 async def token(body: TokenRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Exchange an app id (access code) and secret key for a bearer token."""
+    token = await exchange_credentials(
+        request, body.appId, body.secretKey, wrong="Invalid app id or secret key"
+    )
     now = runtime.clock.now()
-    ip = client_ip(request)
-    throttled = await runtime.gate.failures_exceeded(
-        ip, runtime.settings.auth_failures_per_ip_per_hour, now
-    )
-    if throttled is not None:
-        raise RateLimitExceeded(headers={"Retry-After": str(throttled.retry_after(now))})
-    async with runtime.sessions() as session:
-        key = await KeyRepository(session).by_access_code(body.appId)
-        account = await session.get(Account, key.account_id) if key else None
-    valid = (
-        key is not None
-        and key.status == ApiKeyStatus.ACTIVE
-        and hmac.compare_digest(
-            runtime.box.decrypt(key.secret_encrypted).encode(), body.secretKey.encode()
-        )
-    )
-    if not valid or account is None:
-        await runtime.gate.record_failure(ip, now)
-        raise InvalidApiKey("Invalid app id or secret key")
-    if account.status != AccountStatus.ACTIVE:
-        raise InvalidUser()
     data = {
-        "accessToken": runtime.tokens.issue(body.appId, now),
+        "accessToken": token,
         "tokenType": "Bearer",
         "expiresIn": runtime.settings.token_ttl_seconds,
     }

@@ -8,6 +8,7 @@ request-id form → account state → rate limit + request-id claim.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,3 +174,23 @@ async def _refuse_throttled_ip(runtime: Runtime, ip: str, now: datetime) -> None
 async def _failed(runtime: Runtime, ip: str, now: datetime, error: ApiError) -> NoReturn:
     await runtime.gate.record_failure(ip, now)
     raise error
+
+
+async def exchange_credentials(
+    request: Request, access_code: str, secret_key: str, *, wrong: str
+) -> str:
+    """Client credentials → a bearer token (v1 and v3 alike). Wrong credentials count as an
+    authentication failure of the client's IP; ``wrong`` is the message they get."""
+    runtime: Runtime = request.app.state.runtime
+    now = runtime.clock.now()
+    ip = client_ip(request)
+    await _refuse_throttled_ip(runtime, ip, now)
+    key, account = await _load_key(runtime, access_code)
+    valid = key is not None and hmac.compare_digest(
+        runtime.box.decrypt(key.secret_encrypted).encode(), secret_key.encode()
+    )
+    if not valid or key is None or account is None:
+        await _failed(runtime, ip, now, InvalidApiKey(wrong))
+    if account.status != AccountStatus.ACTIVE:
+        raise InvalidUser()
+    return runtime.tokens.issue(access_code, now)

@@ -396,7 +396,23 @@ async def _complete(
             payload={"orderReference": order.reference, "iccid": esim.iccid, **install_links(esim)},
             now=now,
         )
-    reservation = await repo.reservation(order.id)
+    await _charge(session, runtime, order, "order.completed", {"status": "completed"})
+    if await idempotency.has_key(session, order.id):
+        response = await order_response(session, order.id)
+        await idempotency.finish_for_order(session, order.id, response, now)
+
+
+async def _charge(
+    session: AsyncSession,
+    runtime: Runtime,
+    order: Order,
+    event: str,
+    payload: dict[str, Any],
+    esim_id: int | None = None,
+) -> None:
+    """Capture the order's reservation (its one charge), mark it completed, record ``event``."""
+    now = runtime.clock.now()
+    reservation = await OrderRepository(session).reservation(order.id)
     assert reservation is not None
     await wallet.capture(session, runtime.clock, reservation)
     order.status = OrderStatus.COMPLETED
@@ -406,15 +422,13 @@ async def _complete(
     await record(
         session,
         account_id=order.account_id,
-        event="order.completed",
+        event=event,
         order_id=order.id,
-        payload={"orderReference": order.reference, "status": "completed"},
+        esim_id=esim_id,
+        payload={"orderReference": order.reference, **payload},
         now=now,
     )
     await session.flush()
-    await idempotency.finish_for_order(
-        session, order.id, await order_response(session, order.id), now
-    )
 
 
 async def complete_topup(
@@ -436,22 +450,7 @@ async def complete_topup(
     if esim.status == EsimStatus.DEPLETED:
         esim.status = EsimStatus.ACTIVE
     esim.next_sync_at = now  # its totals changed: watch it again
-    reservation = await OrderRepository(session).reservation(order.id)
-    assert reservation is not None
-    await wallet.capture(session, runtime.clock, reservation)
-    order.status = OrderStatus.COMPLETED
-    order.upstream_state = UpstreamState.DONE
-    order.completed_at = now
-    order.failure_reason = None
-    await record(
-        session,
-        account_id=order.account_id,
-        event="topup.completed",
-        order_id=order.id,
-        esim_id=esim.id,
-        payload={"orderReference": order.reference, "iccid": esim.iccid},
-        now=now,
-    )
+    await _charge(session, runtime, order, "topup.completed", {"iccid": esim.iccid}, esim.id)
 
 
 async def order_response(session: AsyncSession, order_id: int) -> dict[str, Any]:
