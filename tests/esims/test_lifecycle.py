@@ -231,3 +231,33 @@ async def test_usage_and_status_isolation(
     assert both.json()["code"] == "INVALID_PARAMETER"
     neither = await api.get(f"{BUSINESS}/esims/usage/query")
     assert neither.json()["code"] == "MISSING_IDENTIFIER"
+
+
+async def test_refresh_throttle_holds_across_two_server_processes(
+    api: SignedClient, runtime: Runtime, settings: Any, clock: Any, creds: Any
+) -> None:
+    """Two app instances with separate runtimes (as two processes) share one window."""
+    import httpx
+
+    from esimgate.app import create_app
+    from esimgate.runtime import build_runtime
+
+    _, counting = await simulator(runtime)
+    pkg = await package(runtime, "Chile")
+    iccid = (await api.post(ORDER, {"packageCode": pkg["code"]})).json()["esims"][0]["iccid"]
+    second = build_runtime(settings, clock)
+    _, counting_two = await simulator(second)
+    try:
+        app = create_app(runtime=second, migrate=False, embedded_worker=False)
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://two.test") as other:
+            two = SignedClient(other, creds, api.clock_ms)
+            path = f"{BUSINESS}/esims/{iccid}/refresh"
+            answers = await asyncio.gather(*(client.post(path) for client in [api, two] * 5))
+            assert [a.status_code for a in answers] == [200] * 10
+            assert counting.usage_calls + counting_two.usage_calls == 1
+            clock.advance(seconds=60)
+            assert (await two.post(path)).json()["meta"]["cached"] is False
+            assert counting.usage_calls + counting_two.usage_calls == 2
+    finally:
+        await second.aclose()

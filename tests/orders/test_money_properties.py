@@ -173,3 +173,37 @@ async def test_no_random_mix_overdraws(
         )
     ).json()["data"]["balance"]
     assert round(balance * 100) == balance_cents - expected * price_cents
+
+
+@pytest.mark.postgres
+async def test_twenty_concurrent_copies_of_one_signed_order_buy_once(
+    api: SignedClient, runtime: Runtime, counted: FaultyProvider
+) -> None:
+    pkg = await package(runtime, "Portugal")
+    body = json.dumps({"packageCode": pkg["code"]}).encode()
+    headers = {**api.headers(body), "Content-Type": "application/json"}
+    responses = await asyncio.gather(
+        *(api.client.post(ORDER, content=body, headers=headers) for _ in range(20))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [409] * 19, [r.text for r in responses]
+    assert all(r.json()["code"] == "DUPLICATE_REQUEST" for r in responses if r.status_code == 409)
+    assert counted.create_calls == 1
+    ledger, orders = await rows(runtime)
+    assert orders == 1 and ledger == 1 + 2
+
+
+async def test_idempotency_keys_are_scoped_per_account(
+    api: SignedClient, runtime: Runtime, counted: FaultyProvider, make_account: Any
+) -> None:
+    pkg = await package(runtime, "Portugal")
+    payload = {"packageCode": pkg["code"], "idempotency_key": "shared-key"}
+    mine = await api.post(ORDER, payload)
+    other = SignedClient(
+        api.client, await make_account("other", balance_minor=100_000), api.clock_ms
+    )
+    theirs = await other.post(ORDER, payload)
+    assert mine.status_code == theirs.status_code == 200, theirs.text
+    assert "duplicate" not in theirs.json()
+    assert mine.json()["orderReference"] != theirs.json()["orderReference"]
+    assert counted.create_calls == 2
