@@ -14,10 +14,10 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import func, select
 
 from esimgate import __version__
-from esimgate.api import health, qr, v3
+from esimgate.api import health, metrics, qr, v3
 from esimgate.api.errors import install_error_handlers
 from esimgate.api.quota_headers import QuotaHeaders
-from esimgate.api.v1 import account, auth, catalog, esims, orders, topups
+from esimgate.api.v1 import account, auth, catalog, esims, orders, topups, webhooks
 from esimgate.catalog.models import CatalogPackage
 from esimgate.config import Settings, get_settings
 from esimgate.db.migrate import upgrade
@@ -106,6 +106,7 @@ def create_app(
     app.add_middleware(QuotaHeaders)
     app.include_router(health.router)
     app.include_router(qr.router)
+    app.include_router(metrics.router)
     app.include_router(v3.router)
     for router in (
         auth.router,
@@ -114,6 +115,7 @@ def create_app(
         orders.router,
         esims.router,
         topups.router,
+        webhooks.router,
     ):
         app.include_router(router, prefix=BUSINESS_PREFIX)
     return app

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # An order the provider accepted but never delivered fails (and is refunded) after this.
     pending_deadline_hours: int = Field(default=24, ge=1)
 
+    # Plain-http webhook receivers on loopback addresses (local development and tests only);
+    # private and metadata addresses stay refused whatever this says.
+    webhook_allow_loopback: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     embedded_worker: bool = True  # run jobs inside `serve` (the embedded default)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     # The simulator autopilot: moves simulated eSIMs along realistic timelines (`serve --demo`).

@@ -23,6 +23,7 @@ from esimgate.accounts.service import AccountNotFound, NewAccount, create_accoun
 from esimgate.auth.keys import KeyNotFound, KeyRepository, issue_key, revoke_key
 from esimgate.auth.signature import sign
 from esimgate.cli.sim import SIM_ERRORS, sim_app
+from esimgate.cli.webhooks import webhooks_app
 from esimgate.clock import epoch_ms
 from esimgate.config import get_settings
 from esimgate.db.migrate import upgrade
@@ -50,6 +51,7 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orders_app, name="orders")
 app.add_typer(sim_app, name="sim")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 errors = Console(stderr=True)
@@ -63,6 +65,7 @@ USER_ERRORS = (
     ValueError,
     MasterKeyError,
     *SIM_ERRORS,
+    LookupError,
 )
 
 

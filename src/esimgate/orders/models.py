@@ -62,6 +62,8 @@ class Order(Base):
     provider_order_id: Mapped[str | None] = mapped_column(String(128), default=None)
     # The topped-up eSIM (top-ups only). No foreign key: esims already point at orders.
     esim_id: Mapped[int | None] = mapped_column(default=None, index=True)
+    # The API key that placed it: its webhook secret signs deliveries to ``callback_url``.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
     callback_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     processing_time_ms: Mapped[int | None] = mapped_column(default=None)

@@ -62,6 +62,7 @@ from esimgate.providers.models import ProviderAccount
 from esimgate.runtime import Runtime
 from esimgate.wallet import service as wallet
 from esimgate.webhooks.outbox import record
+from esimgate.webhooks.service import ensure_secret
 from esimgate.worker.jobs import enqueue
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,11 @@ def new_reference(kind: OrderKind, now_ms: int) -> str:
 
 
 async def place_order(
-    runtime: Runtime, account_id: int, body: OrderBody, request_key: tuple[str, str] | None
+    runtime: Runtime,
+    account_id: int,
+    body: OrderBody,
+    request_key: tuple[str, str] | None,
+    api_key_id: int | None = None,
 ) -> Placed:
     """POST /esims/order, end to end."""
     started = time.perf_counter()
@@ -104,7 +109,7 @@ async def place_order(
                 details={"in_progress": True, "idempotency_key": key},
             )
     try:
-        order_id = await _reserve(runtime, account_id, body)
+        order_id = await _reserve(runtime, account_id, body, api_key_id)
     except ApiError:
         if key is not None:
             async with runtime.sessions() as session, session.begin():
@@ -127,7 +132,9 @@ async def place_order(
     return Placed(response, jobs)
 
 
-async def _reserve(runtime: Runtime, account_id: int, body: OrderBody) -> int:
+async def _reserve(
+    runtime: Runtime, account_id: int, body: OrderBody, api_key_id: int | None = None
+) -> int:
     async with runtime.sessions() as session, session.begin():
         repo = OrderRepository(session)
         account = await wallet.lock_account(session, account_id)
@@ -149,9 +156,12 @@ async def _reserve(runtime: Runtime, account_id: int, body: OrderBody) -> int:
             quantity=body.quantity,
             price_guard=body.price,
             callback_url=body.callback_url,
+            api_key_id=api_key_id,
         )
         if body.idempotency_key is not None:
             await idempotency.attach_order(session, account.id, body.idempotency_key, order.id)
+        if body.callback_url is not None and api_key_id is not None:
+            await ensure_secret(session, runtime.box, account.id, api_key_id, order.created_at)
         return order.id
 
 
@@ -167,6 +177,7 @@ async def open_order(
     price_guard: Decimal | None,
     callback_url: str | None = None,
     esim_id: int | None = None,
+    api_key_id: int | None = None,
 ) -> Order:
     """Price, guard, and reserve: a pending order with its amount set aside. The account row
     must be locked by this transaction, so concurrent orders cannot overdraw it."""
@@ -195,6 +206,7 @@ async def open_order(
         provider_account_id=offer.provider_account_id,
         provider_code=offer.provider_code,
         esim_id=esim_id,
+        api_key_id=api_key_id,
         callback_url=callback_url,
         created_at=now,
         updated_at=now,

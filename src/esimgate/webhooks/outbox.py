@@ -1,4 +1,5 @@
-"""Recording events in the outbox, inside the transaction that makes the change."""
+"""Recording events in the outbox, inside the transaction that makes the change; their webhook
+deliveries are created in the same transaction, so a crash can lose neither."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from esimgate.webhooks.models import OutboxEvent
+from esimgate.webhooks.service import fan_out
 
 
 async def record(
@@ -31,4 +33,5 @@ async def record(
     )
     session.add(row)
     await session.flush()
+    await fan_out(session, row)
     return row

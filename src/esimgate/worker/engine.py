@@ -20,6 +20,7 @@ from esimgate.catalog import tasks as catalog_tasks
 from esimgate.esims import sync as esim_sync
 from esimgate.orders import tasks as order_tasks
 from esimgate.providers.simulator import autopilot as simulator_autopilot
+from esimgate.webhooks import tasks as webhook_tasks
 from esimgate.worker import tasks as worker_tasks
 from esimgate.worker.jobs import HANDLERS, PERIODIC, enqueue
 from esimgate.worker.models import Job, JobStatus
@@ -30,7 +31,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Every module with @job handlers, imported so their handlers are registered.
-TASK_MODULES = (catalog_tasks, esim_sync, order_tasks, simulator_autopilot, worker_tasks)
+TASK_MODULES = (
+    catalog_tasks,
+    esim_sync,
+    order_tasks,
+    simulator_autopilot,
+    webhook_tasks,
+    worker_tasks,
+)
 
 LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(minutes=30)

@@ -84,7 +84,9 @@ async def create_order(
     """Buy 1–10 eSIMs of a package from the prepaid balance."""
     body = parse_order(await request.body(), idempotency_key)
     request_key = (caller.access_code, caller.request_id) if caller.request_id else None
-    placed = await place_order(runtime, caller.account_id, body, request_key)
+    placed = await place_order(
+        runtime, caller.account_id, body, request_key, api_key_id=caller.api_key_id
+    )
     await kick(request, placed.job_ids)
     return failed_as_502(placed.response)
 

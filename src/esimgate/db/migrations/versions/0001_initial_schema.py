@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:29:29.589755
+Create Date: 2026-11-22 15:48:52.722464
 """
 
 from collections.abc import Sequence
@@ -170,67 +170,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_account_id"), ["account_id"], unique=False)
 
     op.create_table(
-        "orders",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("reference", sa.String(length=64), nullable=False),
-        sa.Column(
-            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("upstream_state", sa.String(length=16), nullable=False),
-        sa.Column(
-            "package_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("package_code", sa.String(length=64), nullable=False),
-        sa.Column("package_name", sa.String(length=200), nullable=False),
-        sa.Column("quantity", sa.BigInteger(), nullable=False),
-        sa.Column("unit_price_minor", sa.BigInteger(), nullable=False),
-        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
-        sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("unit_cost_e4", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "provider_account_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            nullable=False,
-        ),
-        sa.Column("provider_code", sa.String(length=128), nullable=False),
-        sa.Column("provider_order_id", sa.String(length=128), nullable=True),
-        sa.Column("esim_id", sa.BigInteger(), nullable=True),
-        sa.Column("callback_url", sa.String(length=2000), nullable=True),
-        sa.Column("failure_reason", sa.Text(), nullable=True),
-        sa.Column("processing_time_ms", sa.BigInteger(), nullable=True),
-        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "amount_minor = unit_price_minor * quantity", name=op.f("ck_orders_amount_is_total")
-        ),
-        sa.CheckConstraint("quantity BETWEEN 1 AND 10", name=op.f("ck_orders_quantity_range")),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_orders_account_id_accounts")
-        ),
-        sa.ForeignKeyConstraint(
-            ["package_id"],
-            ["catalog_packages.id"],
-            name=op.f("fk_orders_package_id_catalog_packages"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["provider_account_id"],
-            ["provider_accounts.id"],
-            name=op.f("fk_orders_provider_account_id_provider_accounts"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
-        sa.UniqueConstraint("reference", name=op.f("uq_orders_reference")),
-    )
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_orders_account_created", ["account_id", "created_at"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_orders_esim_id"), ["esim_id"], unique=False)
-        batch_op.create_index("ix_orders_status_updated", ["status", "updated_at"], unique=False)
-
-    op.create_table(
         "package_offers",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -302,6 +241,123 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sim_esims", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sim_esims_order_id"), ["order_id"], unique=False)
+
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("upstream_state", sa.String(length=16), nullable=False),
+        sa.Column(
+            "package_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("package_code", sa.String(length=64), nullable=False),
+        sa.Column("package_name", sa.String(length=200), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("unit_price_minor", sa.BigInteger(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("unit_cost_e4", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "provider_account_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("provider_code", sa.String(length=128), nullable=False),
+        sa.Column("provider_order_id", sa.String(length=128), nullable=True),
+        sa.Column("esim_id", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "api_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("callback_url", sa.String(length=2000), nullable=True),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("processing_time_ms", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "amount_minor = unit_price_minor * quantity", name=op.f("ck_orders_amount_is_total")
+        ),
+        sa.CheckConstraint("quantity BETWEEN 1 AND 10", name=op.f("ck_orders_quantity_range")),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_orders_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_orders_api_key_id_api_keys")
+        ),
+        sa.ForeignKeyConstraint(
+            ["package_id"],
+            ["catalog_packages.id"],
+            name=op.f("fk_orders_package_id_catalog_packages"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_account_id"],
+            ["provider_accounts.id"],
+            name=op.f("fk_orders_provider_account_id_provider_accounts"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.UniqueConstraint("reference", name=op.f("uq_orders_reference")),
+    )
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_orders_account_created", ["account_id", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_orders_esim_id"), ["esim_id"], unique=False)
+        batch_op.create_index("ix_orders_status_updated", ["status", "updated_at"], unique=False)
+
+    op.create_table(
+        "sim_topups",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=False),
+        sa.Column("esim_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("package_code", sa.String(length=64), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("unit_cost_e4", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("total_bytes_after", sa.BigInteger(), nullable=True),
+        sa.Column("expires_at_after", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["esim_id"], ["sim_esims.id"], name=op.f("fk_sim_topups_esim_id_sim_esims")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_topups")),
+        sa.UniqueConstraint("account", "reference", name=op.f("uq_sim_topups_account")),
+    )
+    with op.batch_alter_table("sim_topups", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sim_topups_esim_id"), ["esim_id"], unique=False)
+
+    op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "api_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("url", sa.String(length=2000), nullable=True),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret_encrypted", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_webhook_endpoints_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_webhook_endpoints_api_key_id_api_keys")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+        sa.UniqueConstraint("api_key_id", name=op.f("uq_webhook_endpoints_api_key_id")),
+    )
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webhook_endpoints_account_id"), ["account_id"], unique=False
+        )
 
     op.create_table(
         "esims",
@@ -419,28 +475,6 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "sim_topups",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("account", sa.String(length=64), nullable=False),
-        sa.Column("reference", sa.String(length=200), nullable=False),
-        sa.Column("esim_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("package_code", sa.String(length=64), nullable=False),
-        sa.Column("quantity", sa.BigInteger(), nullable=False),
-        sa.Column("unit_cost_e4", sa.BigInteger(), nullable=False),
-        sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("total_bytes_after", sa.BigInteger(), nullable=True),
-        sa.Column("expires_at_after", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["esim_id"], ["sim_esims.id"], name=op.f("fk_sim_topups_esim_id_sim_esims")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sim_topups")),
-        sa.UniqueConstraint("account", "reference", name=op.f("uq_sim_topups_account")),
-    )
-    with op.batch_alter_table("sim_topups", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sim_topups_esim_id"), ["esim_id"], unique=False)
-
-    op.create_table(
         "esim_notices",
         sa.Column("esim_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -537,11 +571,63 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("esim_id", "day", name=op.f("pk_usage_days")),
     )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("webhook_id", sa.String(length=64), nullable=False),
+        sa.Column(
+            "account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "endpoint_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "outbox_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("event", sa.String(length=64), nullable=False),
+        sa.Column("order_reference", sa.String(length=64), nullable=True),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("next_attempt_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_attempt_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_status_code", sa.BigInteger(), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_webhook_deliveries_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["outbox_event_id"],
+            ["outbox_events.id"],
+            name=op.f("fk_webhook_deliveries_outbox_event_id_outbox_events"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("webhook_id", name=op.f("uq_webhook_deliveries_webhook_id")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_account_created", ["account_id", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_webhook_deliveries_status"), ["status"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_status"))
+        batch_op.drop_index("ix_webhook_deliveries_account_created")
+
+    op.drop_table("webhook_deliveries")
     op.drop_table("usage_days")
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_events_order_id"))
@@ -558,10 +644,6 @@ def downgrade() -> None:
 
     op.drop_table("ledger_entries")
     op.drop_table("esim_notices")
-    with op.batch_alter_table("sim_topups", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sim_topups_esim_id"))
-
-    op.drop_table("sim_topups")
     with op.batch_alter_table("reservations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reservations_account_id"))
 
@@ -574,6 +656,20 @@ def downgrade() -> None:
         batch_op.drop_index("ix_esims_account_created")
 
     op.drop_table("esims")
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_endpoints_account_id"))
+
+    op.drop_table("webhook_endpoints")
+    with op.batch_alter_table("sim_topups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sim_topups_esim_id"))
+
+    op.drop_table("sim_topups")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_status_updated")
+        batch_op.drop_index(batch_op.f("ix_orders_esim_id"))
+        batch_op.drop_index("ix_orders_account_created")
+
+    op.drop_table("orders")
     with op.batch_alter_table("sim_esims", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sim_esims_order_id"))
 
@@ -582,12 +678,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_package_offers_package_id"))
 
     op.drop_table("package_offers")
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index("ix_orders_status_updated")
-        batch_op.drop_index(batch_op.f("ix_orders_esim_id"))
-        batch_op.drop_index("ix_orders_account_created")
-
-    op.drop_table("orders")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_account_id"))
 
