@@ -34,7 +34,11 @@ def deliveries(
         async with runtime.sessions() as session:
             return list((await session.execute(query)).scalars())
 
-    table = Table("id", "webhook id", "event", "order", "status", "attempts", "last", "error")
+    table = Table("id")
+    for name in ("webhook id", "event", "order", "status"):
+        table.add_column(name, no_wrap=True)  # ids are copied from here: keep them whole
+    for name in ("attempts", "last", "error"):
+        table.add_column(name)
     for d in run(work):
         table.add_row(
             str(d.id),
