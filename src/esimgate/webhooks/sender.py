@@ -82,7 +82,7 @@ async def _post(
     target: Target,
     body: bytes,
     headers: dict[str, str],
-    timeout: float,
+    budget: float,
 ) -> int:
     sent = {k: v for k, v in headers.items() if k.lower() != "host"}
     sent["Host"] = host_header(target)
@@ -93,7 +93,7 @@ async def _post(
         content=body,
         headers=sent,
         extensions=extensions,
-        timeout=httpx.Timeout(timeout),
+        timeout=httpx.Timeout(budget),
     )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
@@ -112,7 +112,7 @@ async def send(
     body: bytes,
     headers: dict[str, str],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - the per-attempt budget, enforced with asyncio.timeout
     client: httpx.AsyncClient | None = None,
 ) -> Attempt:
     """Make one delivery attempt; never raises (except on cancellation)."""

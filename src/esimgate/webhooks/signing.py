@@ -20,7 +20,7 @@ import hmac
 import secrets
 from datetime import UTC, datetime
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_BYTES = 32
 
 
