@@ -35,7 +35,27 @@ def _simulator(config: AdapterConfig) -> Provider:
     return SimulatorProvider.from_config(config)
 
 
-FACTORIES: dict[str, AdapterFactory] = {"simulator": _simulator}
+def _lazy(module: str, name: str) -> AdapterFactory:
+    """A factory that imports its adapter only when an account of that kind is used."""
+
+    def build(config: AdapterConfig) -> Provider:
+        from importlib import import_module
+
+        adapter_class = getattr(import_module(f"esimgate.providers.{module}.adapter"), name)
+        built: Provider = adapter_class.from_config(config)
+        return built
+
+    return build
+
+
+FACTORIES: dict[str, AdapterFactory] = {
+    "simulator": _simulator,
+    "simplifytrip": _lazy("simplifytrip", "SimplifyTripProvider"),
+    "esimaccess": _lazy("esimaccess", "EsimAccessProvider"),
+    "airalo": _lazy("airalo", "AiraloProvider"),
+    "esimgo": _lazy("esimgo", "EsimGoProvider"),
+    "esimfly": _lazy("esimfly", "EsimflyProvider"),
+}
 
 
 class UnknownProviderKind(LookupError):
