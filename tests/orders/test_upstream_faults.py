@@ -199,7 +199,7 @@ async def test_unreachable_upstream_during_reconciliation_keeps_the_order_pendin
 async def _reserved_order(runtime: Runtime, creds: Credentials, code: str) -> Order:
     """The state a crash right after the reserve transaction leaves behind."""
     body = parse_order(json.dumps({"packageCode": code}).encode(), None)
-    order_id = await service._reserve(runtime, creds.account_id, body)
+    order_id, _route = await service._reserve(runtime, creds.account_id, body)
     async with runtime.sessions() as session:
         order = await session.get(Order, order_id)
         assert order is not None and order.status == OrderStatus.PENDING

@@ -33,7 +33,7 @@ from esimgate.accounts.pricing import price_minor
 from esimgate.auth.errors import DuplicateRequest
 from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.clock import epoch_ms, iso_z
-from esimgate.errors import ApiError, InvalidParameter
+from esimgate.errors import ApiError, InvalidParameter, ServiceUnavailable
 from esimgate.esims.install import InvalidLpa, build_lpa, qr_data_url, validate_lpa
 from esimgate.esims.models import Esim, EsimStatus
 from esimgate.esims.presenter import install_links
@@ -109,7 +109,7 @@ async def place_order(
                 details={"in_progress": True, "idempotency_key": key},
             )
     try:
-        order_id = await _reserve(runtime, account_id, body, api_key_id)
+        order_id, route = await _reserve(runtime, account_id, body, api_key_id)
     except ApiError:
         if key is not None:
             async with runtime.sessions() as session, session.begin():
@@ -120,7 +120,7 @@ async def place_order(
         assert order is not None
     if request_key is not None:
         await runtime.gate.remember(*request_key, {"orderReference": order.reference})
-    outcome = await _call_upstream(runtime, order)
+    outcome = await _route_and_call(runtime, order, route)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     async with runtime.sessions() as session, session.begin():
         jobs = await settle(session, runtime, order_id, outcome, processing_time_ms=elapsed_ms)
@@ -134,7 +134,8 @@ async def place_order(
 
 async def _reserve(
     runtime: Runtime, account_id: int, body: OrderBody, api_key_id: int | None = None
-) -> int:
+) -> tuple[int, list[int]]:
+    """The pending order with its amount reserved, and the offers to try, cheapest first."""
     async with runtime.sessions() as session, session.begin():
         repo = OrderRepository(session)
         account = await wallet.lock_account(session, account_id)
@@ -145,6 +146,17 @@ async def _reserve(
         if body.recurring and not package.renewable:
             raise InvalidParameter(
                 "Invalid parameter: recurring", detail="This package does not renew"
+            )
+        # Upstreams whose circuit is open are skipped; with none left, refuse before any
+        # money moves. The price stays the listed one (the cheapest offer's).
+        now = runtime.clock.now()
+        breakers = [runtime.providers.breaker(o.provider_account_id) for o in offers]
+        route = [o for o, b in zip(offers, breakers, strict=True) if b.state(now) != "open"]
+        if not route:
+            wait = min(b.retry_after(now) for b in breakers)
+            raise ServiceUnavailable(
+                "Every upstream for this package is failing; try again shortly",
+                headers={"Retry-After": str(wait)},
             )
         order = await open_order(
             session,
@@ -162,7 +174,42 @@ async def _reserve(
             await idempotency.attach_order(session, account.id, body.idempotency_key, order.id)
         if body.callback_url is not None and api_key_id is not None:
             await ensure_secret(session, runtime.box, account.id, api_key_id, order.created_at)
-        return order.id
+        if route[0] is not offers[0]:
+            _route_to(order, route[0])
+        return order.id, [o.id for o in route]
+
+
+def _route_to(order: Order, offer: PackageOffer) -> None:
+    """Send the order to this offer's upstream; the customer's price does not change."""
+    order.provider_account_id = offer.provider_account_id
+    order.provider_code = offer.provider_code
+    order.unit_cost_e4 = offer.cost_e4
+
+
+async def _route_and_call(runtime: Runtime, order: Order, route: list[int]) -> Outcome:
+    """Try the offers in order; only a failure that surely reached no upstream moves on to
+    the next one (an ambiguous one must be reconciled where it happened)."""
+    outcome = Outcome(failure="no upstream could take the order")
+    for index, offer_id in enumerate(route):
+        if index > 0:
+            async with runtime.sessions() as session, session.begin():
+                offer = await session.get(PackageOffer, offer_id)
+                locked = await OrderRepository(session).locked(order.id)
+                assert offer is not None and locked is not None
+                _route_to(locked, offer)
+                order = locked
+        breaker = runtime.providers.breaker(order.provider_account_id)
+        now = runtime.clock.now()
+        if not breaker.allows(now):
+            continue
+        outcome = await _call_upstream(runtime, order)
+        if outcome.failover or outcome.ambiguous:
+            breaker.failure(now)
+        else:
+            breaker.success()
+        if not outcome.failover:
+            return outcome
+    return outcome
 
 
 async def open_order(
@@ -244,6 +291,7 @@ class Outcome:
     purchase: Purchase | None = None
     topup: TopUpResult | None = None
     failure: str | None = None  # definite: nothing was bought
+    failover: bool = False  # the failure surely reached no upstream: another may be tried
     ambiguous: str | None = None  # may have been bought: ask later by reference
 
 
@@ -272,7 +320,7 @@ async def call_provider(
         return Outcome(failure=f"{exc.reason.value}: {exc.message}")
     except TechnicalError as exc:
         if exc.committed is False:
-            return Outcome(failure=f"upstream unavailable: {exc.message}")
+            return Outcome(failure=f"upstream unavailable: {exc.message}", failover=True)
         return Outcome(ambiguous=f"upstream outcome unknown: {exc.message}")
     except TimeoutError:
         return Outcome(ambiguous="upstream timed out")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from esimgate.clock import Clock
 from esimgate.providers.base import Provider
 from esimgate.providers.models import ProviderAccount
+from esimgate.providers.resilience import CircuitBreaker
 from esimgate.secretbox import SecretBox
 
 
@@ -72,6 +73,7 @@ class ProviderRegistry:
         self.factories = dict(FACTORIES)
         self._adapters: dict[int, Provider] = {}
         self._limiters: dict[int, AsyncLimiter] = {}
+        self._breakers: dict[int, CircuitBreaker] = {}
 
     def adapter(self, account: ProviderAccount) -> Provider:
         """The adapter for a provider account (built once per process)."""
@@ -99,6 +101,10 @@ class ProviderRegistry:
             limiter = AsyncLimiter(max_rate=max(1.0, rate), time_period=1.0)
             self._limiters[account.id] = limiter
         return limiter
+
+    def breaker(self, account_id: int) -> CircuitBreaker:
+        """This process's circuit breaker for the account."""
+        return self._breakers.setdefault(account_id, CircuitBreaker())
 
     def override(self, account_id: int, adapter: Provider) -> None:
         """Use a given adapter for an account (fault-injecting wrappers, tests)."""
