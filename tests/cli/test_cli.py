@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -30,32 +29,10 @@ from esimgate.providers.service import SIMULATOR
 from esimgate.runtime import Runtime, build_runtime
 from esimgate.wallet.audit import ledger_violations
 from esimgate.wallet.models import LedgerEntry
-from tests.conftest import MASTER_KEY, _settings, _truncate
 from tests.support import Credentials, hmac_headers
 
 T = TypeVar("T")
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_settings(
-    database_url: str, _schema: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    """The environment the CLI reads, and Settings for checking what it did; every row the
-    commands create is removed afterwards."""
-    monkeypatch.setenv("ESIMGATE_DATABASE_URL", database_url)
-    monkeypatch.setenv("ESIMGATE_MASTER_KEY", MASTER_KEY)
-    monkeypatch.setenv("ESIMGATE_MASTER_KEY_FILE", str(tmp_path / "unused.key"))
-    monkeypatch.delenv("ESIMGATE_REDIS_URL", raising=False)
-    monkeypatch.delenv("ESIMGATE_ENV", raising=False)
-    settings = _settings(database_url, tmp_path, redis_url=None)
-    with_runtime(settings, _truncate)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
-    problems = with_runtime(settings, _ledger_problems)
-    with_runtime(settings, _truncate)
-    assert not problems, problems
 
 
 def with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:

@@ -9,9 +9,6 @@ from esimgate.config import Settings
 from esimgate.providers.models import ProviderAccount
 from esimgate.runtime import Runtime
 from tests.cli.test_cli import esimgate, with_runtime
-from tests.cli.test_sim_cli import cli_settings
-
-__all__ = ["cli_settings"]
 
 
 async def _stored(runtime: Runtime) -> tuple[bytes | None, str | None, bool]:

@@ -3,8 +3,6 @@ then driven through its life by the exact command forms scripts rely on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,38 +13,17 @@ from esimgate.accounts.service import NewAccount, create_account
 from esimgate.app import create_app
 from esimgate.auth.keys import issue_key
 from esimgate.clock import epoch_ms
-from esimgate.config import Settings, get_settings
+from esimgate.config import Settings
 from esimgate.providers.simulator.models import SimEsim
 from esimgate.runtime import Runtime
 from esimgate.wallet.service import credit
-from tests.cli.test_cli import _ledger_problems, esimgate, ok, refused, with_runtime
-from tests.conftest import MASTER_KEY, _settings, _truncate
+from tests.cli.test_cli import esimgate, ok, refused, with_runtime
 from tests.orders.test_place_order import ORDER, package
 from tests.support import Credentials, SignedClient
 
 BUSINESS = "/api/v1/business"
 IMEI = "356938035643809"  # Luhn-valid
 UNKNOWN_ICCID = "8999901999999999990"
-
-
-@pytest.fixture
-def cli_settings(
-    database_url: str, _schema: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    """As in test_cli.py: the CLI's environment, and every row removed afterwards."""
-    monkeypatch.setenv("ESIMGATE_DATABASE_URL", database_url)
-    monkeypatch.setenv("ESIMGATE_MASTER_KEY", MASTER_KEY)
-    monkeypatch.setenv("ESIMGATE_MASTER_KEY_FILE", str(tmp_path / "unused.key"))
-    monkeypatch.delenv("ESIMGATE_REDIS_URL", raising=False)
-    monkeypatch.delenv("ESIMGATE_ENV", raising=False)
-    settings = _settings(database_url, tmp_path, redis_url=None)
-    with_runtime(settings, _truncate)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
-    problems = with_runtime(settings, _ledger_problems)
-    with_runtime(settings, _truncate)
-    assert not problems, problems
 
 
 async def _http(runtime: Runtime, creds: Credentials, method: str, path: str, body: Any) -> Any:

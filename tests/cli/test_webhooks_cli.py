@@ -11,9 +11,6 @@ from esimgate.runtime import Runtime
 from esimgate.webhooks.models import Delivery, WebhookEndpoint
 from esimgate.worker.models import Job
 from tests.cli.test_cli import esimgate, with_runtime
-from tests.cli.test_sim_cli import cli_settings
-
-__all__ = ["cli_settings"]
 
 
 async def _seed(runtime: Runtime) -> list[int]:
