@@ -17,7 +17,16 @@ from esimgate import __version__
 from esimgate.api import health, metrics, qr, v3
 from esimgate.api.errors import install_error_handlers
 from esimgate.api.quota_headers import QuotaHeaders
-from esimgate.api.v1 import account, auth, catalog, esims, orders, topups, webhooks
+from esimgate.api.v1 import (
+    account,
+    auth,
+    catalog,
+    esims,
+    orders,
+    provider_webhooks,
+    topups,
+    webhooks,
+)
 from esimgate.catalog.models import CatalogPackage
 from esimgate.config import Settings, get_settings
 from esimgate.db.migrate import upgrade
@@ -108,6 +117,7 @@ def create_app(
     app.include_router(qr.router)
     app.include_router(metrics.router)
     app.include_router(v3.router)
+    app.include_router(provider_webhooks.router)
     for router in (
         auth.router,
         account.router,

@@ -6,6 +6,7 @@ from esimgate.auth import models as auth_models
 from esimgate.catalog import models as catalog_models
 from esimgate.esims import models as esims_models
 from esimgate.orders import models as orders_models
+from esimgate.providers import inbound as provider_inbound
 from esimgate.providers import models as providers_models
 from esimgate.providers.simulator import models as simulator_models
 from esimgate.wallet import models as wallet_models
@@ -19,6 +20,7 @@ __all__ = [
     "coordination",
     "esims_models",
     "orders_models",
+    "provider_inbound",
     "providers_models",
     "simulator_models",
     "wallet_models",

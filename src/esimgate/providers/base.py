@@ -264,6 +264,29 @@ class LogicalError(ProviderError):
         self.upstream_code = upstream_code
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderNotice:
+    """An inbound provider webhook, verified and reduced to what esimgate acts on. The state
+    it announces is never trusted as such: esimgate asks the provider again before acting."""
+
+    event_id: str  # the provider's id for this notification: duplicates are dropped by it
+    kind: str  # the provider's own event name
+    reference: str | None = None  # our order reference, when it concerns an order
+    iccid: str | None = None  # the eSIM, when it concerns one
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """An adapter whose upstream sends webhooks."""
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        """Verify (signature, or source address where the upstream does not sign) and parse;
+        raises LogicalError(REJECTED) for anything not genuinely from the upstream."""
+        ...
+
+
 @runtime_checkable
 class Provider(Protocol):
     """An upstream eSIM provider account, normalised."""

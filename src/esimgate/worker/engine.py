@@ -19,6 +19,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from esimgate.catalog import tasks as catalog_tasks
 from esimgate.esims import sync as esim_sync
 from esimgate.orders import tasks as order_tasks
+from esimgate.providers import inbound as provider_inbound
 from esimgate.providers.simulator import autopilot as simulator_autopilot
 from esimgate.webhooks import tasks as webhook_tasks
 from esimgate.worker import tasks as worker_tasks
@@ -35,6 +36,7 @@ TASK_MODULES = (
     catalog_tasks,
     esim_sync,
     order_tasks,
+    provider_inbound,
     simulator_autopilot,
     webhook_tasks,
     worker_tasks,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:48:52.722464
+Create Date: 2026-11-22 15:58:18.490930
 """
 
 from collections.abc import Sequence
@@ -205,6 +205,30 @@ def upgrade() -> None:
             batch_op.f("ix_package_offers_package_id"), ["package_id"], unique=False
         )
 
+    op.create_table(
+        "provider_webhooks",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "provider_account_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=100), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("iccid", sa.String(length=22), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("received_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["provider_account_id"],
+            ["provider_accounts.id"],
+            name=op.f("fk_provider_webhooks_provider_account_id_provider_accounts"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_webhooks")),
+        sa.UniqueConstraint("provider_account_id", "event_id", name="event"),
+    )
     op.create_table(
         "sim_esims",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -674,6 +698,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sim_esims_order_id"))
 
     op.drop_table("sim_esims")
+    op.drop_table("provider_webhooks")
     with op.batch_alter_table("package_offers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_package_offers_package_id"))
 

@@ -1,0 +1,45 @@
+"""POST /api/v1/providers/{provider_account}/webhooks: notifications from upstreams."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from esimgate.api.deps import RuntimeDep
+from esimgate.api.errors import documented
+from esimgate.auth.authenticate import client_ip
+from esimgate.auth.errors import InvalidSignature
+from esimgate.errors import NotFound
+from esimgate.providers.base import LogicalError, WebhookReceiver
+from esimgate.providers.inbound import store
+from esimgate.providers.repository import ProviderAccountRepository
+
+router = APIRouter(prefix="/api/v1/providers", tags=["Provider webhooks"])
+
+MAX_BODY = 1024 * 1024
+
+
+@router.post("/{provider_account}/webhooks", responses=documented(NotFound, InvalidSignature))
+async def receive(
+    provider_account: Annotated[str, Path(max_length=64)],
+    request: Request,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Verify, deduplicate and store a provider's notification; it is acted on only after the
+    provider confirms the state when asked."""
+    async with runtime.sessions() as session:
+        account = await ProviderAccountRepository(session).by_name(provider_account)
+    adapter = runtime.providers.adapter(account) if account else None
+    if account is None or not isinstance(adapter, WebhookReceiver):
+        raise NotFound("No provider account here receives webhooks")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise InvalidSignature("Notification refused", detail="body too large")
+    try:
+        notice = adapter.parse_webhook(dict(request.headers), body, client_ip(request))
+    except LogicalError as exc:
+        raise InvalidSignature("Notification refused", detail=exc.message) from None
+    async with runtime.sessions() as session, session.begin():
+        stored = await store(session, account.id, notice, body, runtime.clock.now())
+    return {"success": True, "duplicate": stored is None}

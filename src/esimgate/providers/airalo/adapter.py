@@ -1,0 +1,384 @@
+"""Airalo Partner API v2 as an esimgate provider.
+
+* Catalogue: ``GET /packages?include=topup`` (countries/regions → operators → packages); the
+  package ``id`` (slug) is our ``provider_code``, ``net_price`` (USD) our cost, ``amount`` MB.
+* Orders: synchronous ``POST /orders`` with our reference as ``description``. Airalo has **no
+  idempotency key**, so :meth:`AiraloProvider.create_order` first looks the reference up
+  (``GET /orders?filter[description]=…``) and only buys when nothing was bought yet.
+* Usage: ``GET /sims/{iccid}/usage`` (MB, one eSIM per call); ``raw_status`` = ``{"status": …}``.
+* Top-ups: ``POST /orders/topups`` (same lookup-before-buy by ``description``).
+* Cancel: Airalo only takes manually reviewed refund *requests*, so cancel is not offered.
+* Webhooks: :func:`verify_webhook` checks ``airalo-signature`` on inbound notifications.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+import httpx
+
+from esimgate.clock import Clock, SystemClock
+from esimgate.esims.units import bytes_from_mb
+from esimgate.providers.airalo.client import (
+    PRODUCTION_URL,
+    PROVIDER,
+    AiraloClient,
+    sign_payload,
+)
+from esimgate.providers.airalo.wire import (
+    WireOperator,
+    WireOrder,
+    WirePackage,
+    WireRegion,
+    WireUsage,
+    parse_json,
+    parse_timestamp,
+)
+from esimgate.providers.base import (
+    E4,
+    CancelResult,
+    Capability,
+    Coverage,
+    EsimProfile,
+    EsimRef,
+    LogicalError,
+    LogicalReason,
+    Money,
+    Network,
+    OrderRequest,
+    PackageKind,
+    ProviderPackage,
+    Purchase,
+    PurchaseState,
+    TechnicalError,
+    TopUpRequest,
+    TopUpResult,
+    UsageReport,
+)
+from esimgate.providers.registry import AdapterConfig
+
+MAX_PAGES: Final = 50  # catalogue / order-search pages walked at most (a runaway guard)
+GLOBAL_SLUGS: Final = frozenset({"world", "global"})
+
+
+def money(amount: Decimal | None, currency: str) -> Money | None:
+    """An exact upstream decimal as 1/10000 units (half-up beyond 4 places, never a float)."""
+    if amount is None:
+        return None
+    scaled = (Decimal(amount) * E4).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return Money(int(scaled), currency.upper())
+
+
+def verify_webhook(headers: Mapping[str, str], raw_body: bytes, secret: str) -> bool:
+    """Check ``airalo-signature`` (hex HMAC-SHA512 keyed with our API secret) on a webhook.
+
+    Airalo's samples sign either the raw body or the SDK's canonical re-serialisation (compact
+    JSON, ``/`` → ``\\/``), so both are accepted, compared in constant time.
+    """
+    given = next((v for k, v in headers.items() if k.lower() == "airalo-signature"), None)
+    if not given or not secret:
+        return False
+    given = given.strip().lower()
+    raw_mac = hmac.new(secret.encode(), raw_body, "sha512").hexdigest()
+    if hmac.compare_digest(raw_mac, given):
+        return True
+    try:
+        payload = parse_json(raw_body)
+    except ValueError:
+        return False
+    if not isinstance(payload, dict):
+        return False
+    canonical = {str(k): _floats_as_json(v) for k, v in payload.items()}
+    return hmac.compare_digest(sign_payload(canonical, secret), given)
+
+
+def _floats_as_json(value: object) -> object:
+    # parse_json gives Decimals; json.dumps cannot write them, and a float would re-round.
+    # Airalo's webhook numbers (remaining_percentage, remaining: 225.35) survive float round-trips
+    # (shortest repr), which is what the SDK's json.loads/json.dumps pair does too.
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _floats_as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats_as_json(v) for v in value]
+    return value
+
+
+def _kind(region: WireRegion) -> PackageKind:
+    if region.slug.lower() in GLOBAL_SLUGS:
+        return PackageKind.GLOBAL
+    return PackageKind.LOCAL if region.country_code else PackageKind.REGIONAL
+
+
+def _coverage(region: WireRegion, operator: WireOperator) -> tuple[Coverage, ...]:
+    networks: dict[str, tuple[Network, ...]] = {}
+    for item in operator.coverages:
+        code = (item.code or item.name).upper()
+        networks[code] = tuple(
+            # Airalo names networks but publishes no MCC/MNC.
+            Network(operator=n.name, mcc="", mnc="", radio=tuple(n.types) or ("4G",))
+            for n in item.networks
+            if n.name
+        )
+    seen: dict[str, Coverage] = {}
+    for country in operator.countries:
+        code = country.country_code.upper()
+        if len(code) == 2 and code not in seen:
+            seen[code] = Coverage(code, country.title or code, networks.get(code, ()))
+    if not seen and region.country_code and len(region.country_code) == 2:
+        code = region.country_code.upper()
+        seen[code] = Coverage(code, region.title or code, networks.get(code, ()))
+    if not seen:
+        for code, nets in networks.items():
+            if len(code) == 2:
+                seen[code] = Coverage(code, code, nets)
+    return tuple(seen.values())
+
+
+def _package(
+    region: WireRegion, operator: WireOperator, package: WirePackage, bases: frozenset[str]
+) -> ProviderPackage:
+    is_topup = package.type.lower() == "topup"
+    cost = money(package.net_price, "USD")
+    if cost is None:
+        raise ValueError(f"package {package.id!r} has no net_price")
+    unlimited = package.is_unlimited or package.amount is None
+    title = package.title or package.data or package.id
+    return ProviderPackage(
+        provider_code=package.id,
+        name=f"{operator.title} {title}".strip() if operator.title else title,
+        kind=_kind(region),
+        region=region.title or operator.title,
+        coverage=_coverage(region, operator),
+        data_bytes=None if unlimited else bytes_from_mb(package.amount or 0),
+        validity_days=package.day,
+        cost=cost,
+        voice_minutes=package.voice or 0,
+        sms_count=package.text or 0,
+        is_topup=is_topup,
+        rechargeable=operator.rechargeability,
+        # The catalogue lists an operator's top-ups next to its base packages; they fit that
+        # operator's eSIMs (exact compatibility is per eSIM: GET /sims/{iccid}/topups).
+        topup_for=bases if is_topup else frozenset(),
+    )
+
+
+def _profile(sim_iccid: str, lpa: str, matching_id: str, qrcode: str, conf: bool) -> EsimProfile:
+    return EsimProfile(
+        iccid=sim_iccid,
+        provider_esim_id=sim_iccid,
+        smdp_address=lpa,
+        matching_id=matching_id,
+        lpa=qrcode or (f"LPA:1${lpa}${matching_id}" if lpa and matching_id else ""),
+        confirmation_code_required=conf,
+    )
+
+
+def _purchase(reference: str, order: WireOrder) -> Purchase:
+    esims = tuple(
+        _profile(s.iccid, s.lpa, s.matching_id, s.qrcode, bool(s.confirmation_code))
+        for s in order.sims
+    )
+    slug = order.status.slug.lower() if order.status else ""
+    if slug == "failed":
+        state = PurchaseState.FAILED
+    elif esims:
+        state = PurchaseState.COMPLETED
+    else:
+        state = PurchaseState.PENDING  # accepted, eSIMs not listed yet
+    return Purchase(
+        reference=reference,
+        state=state,
+        provider_order_id=str(order.id),
+        esims=esims,
+        unit_cost=money(order.net_price, order.currency),
+        failure_reason="upstream order failed" if state is PurchaseState.FAILED else None,
+    )
+
+
+def _order_key(order: WireOrder) -> tuple[int, str]:
+    try:
+        return (int(order.id), "")
+    except ValueError:
+        return (0, str(order.id))
+
+
+class AiraloProvider:
+    """One Airalo partner account."""
+
+    kind = "airalo"
+    capabilities: frozenset[Capability] = frozenset(
+        {
+            Capability.CATALOGUE,
+            Capability.ORDER,
+            Capability.ORDER_LOOKUP,
+            Capability.USAGE,
+            Capability.TOPUP,
+        }
+    )
+    max_usage_batch = 1  # GET /sims/{iccid}/usage: one eSIM per call
+    # Published limits are per endpoint (doc §4); the tightest general one is usage at 5 req/s per
+    # company (sandbox: 5 req/s per endpoint). The token call (3/min) is cached, never per request.
+    requests_per_second = 5.0
+
+    def __init__(self, client: AiraloClient, *, clock: Clock | None = None) -> None:
+        self._client = client
+        self._clock: Clock = clock or SystemClock()
+
+    @classmethod
+    def from_config(cls, config: AdapterConfig) -> AiraloProvider:
+        credentials = config.credentials
+        missing = [k for k in ("client_id", "client_secret") if not credentials.get(k)]
+        if missing:
+            raise ValueError(f"airalo account {config.name!r} lacks credentials: {missing}")
+        base_url = config.base_url or PRODUCTION_URL
+        if not base_url.endswith("/"):
+            base_url += "/"
+        http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(30, connect=5),
+            follow_redirects=False,
+        )
+        client = AiraloClient(
+            http, credentials["client_id"], credentials["client_secret"], clock=config.clock
+        )
+        return cls(client, clock=config.clock)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- the port -----------------------------------------------------------------------------
+
+    async def list_packages(self) -> Sequence[ProviderPackage]:
+        found: dict[str, ProviderPackage] = {}
+        page = 1
+        while True:
+            answer = await self._client.packages(page=page)
+            for region in answer.data:
+                for operator in region.operators:
+                    bases = frozenset(p.id for p in operator.packages if p.type.lower() != "topup")
+                    for package in operator.packages:
+                        if package.id in found:
+                            continue
+                        try:
+                            found[package.id] = _package(region, operator, package, bases)
+                        except ValueError:
+                            continue  # one unreadable package must not hide the catalogue
+            if answer.meta.current_page >= answer.meta.last_page or page >= MAX_PAGES:
+                break
+            page += 1
+        return list(found.values())
+
+    async def create_order(self, request: OrderRequest) -> Purchase:
+        if request.quantity < 1:
+            raise LogicalError(LogicalReason.REJECTED, "quantity must be >= 1", provider=PROVIDER)
+        # No idempotency upstream: an earlier attempt with this reference may have bought already.
+        try:
+            existing = await self.get_order(request.reference)
+        except TechnicalError as exc:
+            exc.committed = False  # only the lookup failed: this call has not sent the order
+            raise
+        if existing is not None:
+            return existing
+        answer = await self._client.create_order(
+            request.provider_code, request.quantity, request.reference
+        )
+        return _purchase(request.reference, answer.data)
+
+    async def get_order(self, reference: str) -> Purchase | None:
+        matches = [o for o in await self._find_orders(reference) if o.type.lower() != "topup"]
+        if not matches:
+            return None
+        # Two orders with one reference would be an earlier double buy: report the first.
+        return _purchase(reference, min(matches, key=_order_key))
+
+    async def query_usage(self, esims: Sequence[EsimRef]) -> Sequence[UsageReport]:
+        if len(esims) > self.max_usage_batch:
+            raise LogicalError(
+                LogicalReason.REJECTED,
+                f"at most {self.max_usage_batch} eSIM per usage query",
+                provider=PROVIDER,
+            )
+        reports: list[UsageReport] = []
+        for ref in esims:
+            try:
+                answer = await self._client.usage(ref.iccid)
+            except LogicalError as exc:
+                if exc.reason is LogicalReason.NOT_FOUND:
+                    continue  # unknown eSIMs are simply absent
+                raise
+            reports.append(self._report(ref, answer.data))
+        return reports
+
+    async def top_up(self, request: TopUpRequest) -> TopUpResult:
+        if request.quantity != 1:
+            raise LogicalError(
+                LogicalReason.NOT_ALLOWED,
+                "Airalo applies one top-up package per request",
+                provider=PROVIDER,
+            )
+        try:
+            earlier = await self._find_orders(request.reference)
+        except TechnicalError as exc:
+            exc.committed = False  # the top-up itself was not sent
+            raise
+        for order in earlier:
+            if order.type.lower() == "topup":
+                return TopUpResult(
+                    reference=request.reference,
+                    state=PurchaseState.COMPLETED,
+                    unit_cost=money(order.net_price, order.currency),
+                )
+        answer = (
+            await self._client.create_topup(
+                request.provider_code, request.esim.iccid, request.reference
+            )
+        ).data
+        # The response carries no new totals (doc §5.9): callers re-read usage.
+        return TopUpResult(
+            reference=request.reference,
+            state=PurchaseState.COMPLETED,
+            unit_cost=money(answer.net_price, answer.currency),
+        )
+
+    async def cancel(self, esim: EsimRef) -> CancelResult:
+        raise LogicalError(
+            LogicalReason.NOT_ALLOWED,
+            "Airalo has no cancel: refunds are manual requests (POST /refund)",
+            provider=PROVIDER,
+        )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _find_orders(self, reference: str) -> list[WireOrder]:
+        """Upstream orders whose description is exactly our reference (the filter is LIKE)."""
+        found: list[WireOrder] = []
+        page = 1
+        while True:
+            answer = await self._client.orders(description=reference, page=page)
+            found += [o for o in answer.data if (o.description or "") == reference]
+            if answer.meta.current_page >= answer.meta.last_page or page >= MAX_PAGES:
+                return found
+            page += 1
+
+    def _report(self, ref: EsimRef, usage: WireUsage) -> UsageReport:
+        # Unlimited plans report 0/0 (sandbox even with is_unlimited false): a zero total is no
+        # allowance to measure, never "used up".
+        unlimited = bool(usage.is_unlimited) or not usage.total
+        total_bytes = None if unlimited else bytes_from_mb(usage.total or 0)
+        used_bytes = 0
+        if total_bytes is not None and usage.remaining is not None:
+            used_bytes = max(total_bytes - bytes_from_mb(max(usage.remaining, Decimal(0))), 0)
+        raw = {"status": usage.status} if usage.status is not None else {}
+        return UsageReport(
+            esim=ref,
+            used_bytes=used_bytes,
+            total_bytes=total_bytes,
+            observed_at=self._clock.now(),
+            raw_status=raw,
+            expires_at=parse_timestamp(usage.expired_at),
+        )

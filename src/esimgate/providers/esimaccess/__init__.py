@@ -1,0 +1,1 @@
+"""eSIM Access (Redtea platform) Open API v1 adapter."""

@@ -1,0 +1,1 @@
+"""esimfly Business API as an upstream provider."""
