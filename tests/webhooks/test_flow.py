@@ -296,3 +296,25 @@ async def test_async_order_end_to_end(
     assert data["iccid"].startswith("89") and data["lpaString"].startswith("LPA:1$")
     assert data["directAppleInstallUrl"].startswith("https://esimsetup.apple.com/")
     assert data["directAndroidInstallUrl"].startswith("https://esimsetup.android.com/")
+
+
+async def test_test_event_and_metrics(
+    api: SignedClient, runtime: Runtime, receiver: Receiver
+) -> None:
+    missing = await api.post(f"{WEBHOOKS}/test")
+    assert missing.status_code == 404, missing.text
+    secret = await setup_hook(api, f"{receiver.base}/hook")
+    sent = await api.post(f"{WEBHOOKS}/test")
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["success"] is True
+    assert sent.json()["delivery"]["status"] == "delivered"
+    ((headers, body),) = receiver.at("/hook")
+    assert verify_both(secret, headers, body)["event"] == "webhook.test"
+    receiver.script = [500]
+    failing = (await api.post(f"{WEBHOOKS}/test")).json()
+    assert failing["success"] is False and failing["delivery"]["last_status_code"] == 500
+    assert "receiver says" not in json.dumps(failing)
+    metrics = (await api.client.get("/metrics")).text
+    assert 'esimgate_webhook_deliveries{status="delivered"} 1' in metrics
+    assert 'esimgate_webhook_deliveries{status="failed"} 1' in metrics
+    assert "esimgate_webhook_attempts_total 2" in metrics
