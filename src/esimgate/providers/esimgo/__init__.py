@@ -1,0 +1,1 @@
+"""eSIM Go API v2.5 upstream adapter (see /work/shared/providers/esimgo.md)."""
