@@ -507,3 +507,24 @@ async def test_run_forever_seeds_runs_and_stops(
             select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)
         )
     assert queued == 1
+
+
+async def test_finished_jobs_are_purged_after_a_week(runtime: Runtime, clock: FrozenClock) -> None:
+    from esimgate.worker.tasks import purge_jobs
+
+    async with runtime.sessions() as session, session.begin():
+        for status, age in (("done", 8), ("failed", 8), ("done", 6), ("queued", 30)):
+            session.add(
+                Job(
+                    kind="x",
+                    payload={},
+                    status=status,
+                    run_at=clock.now(),
+                    created_at=clock.now(),
+                    finished_at=clock.now() - timedelta(days=age) if status != "queued" else None,
+                )
+            )
+    await purge_jobs(runtime, {})
+    async with runtime.sessions() as session:
+        left = await session.scalar(select(func.count()).select_from(Job).where(Job.kind == "x"))
+    assert left == 2
