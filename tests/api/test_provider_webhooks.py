@@ -95,3 +95,15 @@ async def test_inbound_webhook_is_verified_deduplicated_and_confirmed(
         rows = (await session.execute(select(ProviderWebhook))).scalars().all()
     assert len(rows) == 1 and rows[0].outcome == "order completed"
     assert json.loads(rows[0].body) == notice
+
+
+async def test_head_probe(api: SignedClient, runtime: Runtime) -> None:
+    async with runtime.sessions() as session:
+        account = await ProviderAccountRepository(session).by_name("simulator")
+    assert account is not None
+    path = "/api/v1/providers/simulator/webhooks"
+    assert (await api.client.head(path)).status_code == 404  # the simulator sends none
+    real = runtime.providers.adapter(account)
+    assert isinstance(real, SimulatorProvider)
+    runtime.providers.override(account.id, SigningSimulator(real))  # type: ignore[arg-type]
+    assert (await api.client.head(path)).status_code == 200

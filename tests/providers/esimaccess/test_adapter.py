@@ -477,7 +477,7 @@ async def test_from_config(clock: FrozenClock) -> None:
     assert adapter.kind == "esimaccess" and adapter.requests_per_second == 8.0
     assert adapter.max_usage_batch == 10
     assert Capability.TOPUP in adapter.capabilities and Capability.CANCEL in adapter.capabilities
-    assert Capability.WEBHOOKS not in adapter.capabilities
+    assert Capability.WEBHOOKS in adapter.capabilities
     assert str(adapter._client._http.base_url).rstrip("/") == BASE_URL
     assert adapter._client._http.follow_redirects is False
     await adapter.aclose()

@@ -43,3 +43,12 @@ async def receive(
     async with runtime.sessions() as session, session.begin():
         stored = await store(session, account.id, notice, body, runtime.clock.now())
     return {"success": True, "duplicate": stored is None}
+
+
+@router.head("/{provider_account}/webhooks", responses=documented(NotFound))
+async def probe(provider_account: Annotated[str, Path(max_length=64)], runtime: RuntimeDep) -> None:
+    """Upstreams (Airalo) check the URL with a HEAD request before they send to it."""
+    async with runtime.sessions() as session:
+        account = await ProviderAccountRepository(session).by_name(provider_account)
+    if account is None or not isinstance(runtime.providers.adapter(account), WebhookReceiver):
+        raise NotFound("No provider account here receives webhooks")

@@ -8,15 +8,19 @@
 * Usage: ``GET /sims/{iccid}/usage`` (MB, one eSIM per call); ``raw_status`` = ``{"status": …}``.
 * Top-ups: ``POST /orders/topups`` (same lookup-before-buy by ``description``).
 * Cancel: Airalo only takes manually reviewed refund *requests*, so cancel is not offered.
-* Webhooks: :func:`verify_webhook` checks ``airalo-signature`` on inbound notifications.
+* Webhooks: :meth:`AiraloProvider.parse_webhook` checks ``airalo-signature`` (HMAC-SHA512 keyed
+  with the API secret, :func:`verify_webhook`) and reduces low-data, credit-limit and async-order
+  notifications to a :class:`ProviderNotice`. Airalo sends no event id: the id hashes the body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -50,6 +54,7 @@ from esimgate.providers.base import (
     Network,
     OrderRequest,
     PackageKind,
+    ProviderNotice,
     ProviderPackage,
     Purchase,
     PurchaseState,
@@ -87,12 +92,13 @@ def verify_webhook(headers: Mapping[str, str], raw_body: bytes, secret: str) -> 
         return True
     try:
         payload = parse_json(raw_body)
-    except ValueError:
+        if not isinstance(payload, dict):
+            return False
+        canonical = {str(k): _floats_as_json(v) for k, v in payload.items()}
+        expected = sign_payload(canonical, secret)
+    except (ValueError, RecursionError):  # not JSON, or nested deep enough to be hostile
         return False
-    if not isinstance(payload, dict):
-        return False
-    canonical = {str(k): _floats_as_json(v) for k, v in payload.items()}
-    return hmac.compare_digest(sign_payload(canonical, secret), given)
+    return hmac.compare_digest(expected, given)
 
 
 def _floats_as_json(value: object) -> object:
@@ -106,6 +112,46 @@ def _floats_as_json(value: object) -> object:
     if isinstance(value, list):
         return [_floats_as_json(v) for v in value]
     return value
+
+
+def _refuse(message: str) -> LogicalError:
+    return LogicalError(LogicalReason.REJECTED, message, provider=PROVIDER)
+
+
+def _body_id(payload: dict[str, Any]) -> str:
+    """SHA-256 of the notification in a canonical form (sorted keys, compact, exact numbers)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _notice_kind(payload: dict[str, Any]) -> str:
+    """The simulator's event names (doc §6), told from the payload since none is sent."""
+    event = payload.get("event")
+    if isinstance(event, str) and event.strip():
+        return event.strip()[:100]
+    if "request_id" in payload or isinstance(payload.get("data"), dict):
+        return "async_order_notification"
+    if "level" in payload or "remaining_percentage" in payload:
+        return "low_data_notification"
+    if "remaining" in payload:
+        return "credit_limit_notification"
+    return "notification"
+
+
+def _text(value: object, limit: int) -> str | None:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        return None
+    return value
+
+
+def _iccid(value: object) -> str | None:
+    """An ICCID as sent (string, or a bare JSON integer); anything else is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if value.isalnum() and len(value) <= 22 else None
 
 
 def _kind(region: WireRegion) -> PackageKind:
@@ -218,6 +264,7 @@ class AiraloProvider:
             Capability.ORDER_LOOKUP,
             Capability.USAGE,
             Capability.TOPUP,
+            Capability.WEBHOOKS,
         }
     )
     max_usage_batch = 1  # GET /sims/{iccid}/usage: one eSIM per call
@@ -225,9 +272,13 @@ class AiraloProvider:
     # company (sandbox: 5 req/s per endpoint). The token call (3/min) is cached, never per request.
     requests_per_second = 5.0
 
-    def __init__(self, client: AiraloClient, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, client: AiraloClient, *, clock: Clock | None = None, webhook_secret: str = ""
+    ) -> None:
         self._client = client
         self._clock: Clock = clock or SystemClock()
+        # Notifications are signed with the API secret (doc §6); empty refuses every webhook.
+        self._webhook_secret = webhook_secret
 
     @classmethod
     def from_config(cls, config: AdapterConfig) -> AiraloProvider:
@@ -246,12 +297,45 @@ class AiraloProvider:
         client = AiraloClient(
             http, credentials["client_id"], credentials["client_secret"], clock=config.clock
         )
-        return cls(client, clock=config.clock)
+        # Airalo signs webhooks with "your API secret" (the client secret); a separate
+        # ``webhook_secret`` credential overrides it should the account ever be given one.
+        webhook_secret = credentials.get("webhook_secret") or credentials["client_secret"]
+        return cls(client, clock=config.clock, webhook_secret=webhook_secret)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     # --- the port -----------------------------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        """A notification signed with ``airalo-signature`` (raw body, else the SDK canonical form).
+
+        Airalo sends no event id and no event name: the kind is told by the payload's shape (doc
+        §6: low data, credit limit, async/future order result) and the id is the SHA-256 of the
+        body in a canonical form, so a redelivery is a duplicate even if re-serialised.
+        """
+        if not verify_webhook(headers, body, self._webhook_secret):
+            raise _refuse("bad or missing airalo-signature")
+        try:
+            payload = parse_json(body)
+            if not isinstance(payload, dict):
+                raise _refuse("not an Airalo notification: body is not a JSON object")
+            event_id = _body_id(payload)
+        except (ValueError, RecursionError):
+            raise _refuse("not an Airalo notification: body is not JSON") from None
+        data = payload.get("data")
+        order = data if isinstance(data, dict) else {}
+        sims = order.get("sims")
+        first_sim = sims[0] if isinstance(sims, list) and sims and isinstance(sims[0], dict) else {}
+        return ProviderNotice(
+            event_id=event_id,
+            kind=_notice_kind(payload),
+            reference=_text(order.get("description"), 200)
+            or _text(payload.get("description"), 200),
+            iccid=_iccid(payload.get("iccid")) or _iccid(first_sim.get("iccid")),
+        )
 
     async def list_packages(self) -> Sequence[ProviderPackage]:
         found: dict[str, ProviderPackage] = {}

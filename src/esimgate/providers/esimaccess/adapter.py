@@ -14,6 +14,9 @@ finds orders whose profiles are already allocated).
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -35,6 +38,7 @@ from esimgate.providers.base import (
     Network,
     OrderRequest,
     PackageKind,
+    ProviderNotice,
     ProviderPackage,
     Purchase,
     PurchaseState,
@@ -92,6 +96,7 @@ class EsimAccessProvider:
             Capability.BATCH_USAGE,
             Capability.TOPUP,
             Capability.CANCEL,
+            Capability.WEBHOOKS,
         }
     )
     max_usage_batch = 10  # /esim/usage/query takes up to 10 esimTranNos
@@ -315,6 +320,18 @@ class EsimAccessProvider:
         # Full price is refunded to the balance (§5.4); the amount is not in the answer.
         return CancelResult(esim, cancelled=True)
 
+    # --- webhooks (WebhookReceiver) ---------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        """A notification, trusted only for its sender address: eSIM Access does not sign
+        webhooks (§6), so anything not from a published sender IP is refused. De-duplicated on
+        ``notifyId``; older events have none, so the raw body's SHA-256 stands in."""
+        if not is_webhook_source(client_ip):
+            raise _refuse(LogicalReason.REJECTED, "not from an eSIM Access webhook sender IP")
+        return parse_notification(body)
+
 
 # --- mapping helpers ---------------------------------------------------------------------------
 
@@ -400,5 +417,60 @@ WEBHOOK_SOURCE_IPS: Final = frozenset(
 
 
 def is_webhook_source(ip: str) -> bool:
-    """Whether a webhook came from one of eSIM Access's published sender IPs."""
-    return ip.strip() in WEBHOOK_SOURCE_IPS
+    """Whether a webhook came from one of eSIM Access's published sender IPs (an IPv4-mapped
+    IPv6 address, as a dual-stack socket reports it, counts as its IPv4 address)."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address) in WEBHOOK_SOURCE_IPS
+
+
+_MAX_ICCID: Final = 22  # what esimgate stores; ICCIDs are 19-20 characters
+_MAX_REFERENCE: Final = 200
+
+
+def _text(value: object) -> str | None:
+    """A lenient identifier: a non-empty string, or an integer sent as a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def parse_notification(body: bytes) -> ProviderNotice:
+    """The §6 envelope ``{notifyType, notifyId?, eventGenerateTime?, content: {…}}`` reduced
+    to a notice: ``content.transactionId`` is our order reference, ``content.iccid`` the eSIM.
+    Says nothing about the sender: callers check the source address first."""
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _refuse(LogicalReason.REJECTED, "not JSON") from None
+    if not isinstance(event, dict):
+        raise _refuse(LogicalReason.REJECTED, "not an eSIM Access notification")
+    kind = event.get("notifyType")
+    if not isinstance(kind, str) or not kind.strip():
+        raise _refuse(LogicalReason.REJECTED, "notification without notifyType")
+    content = event.get("content")
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise _refuse(LogicalReason.REJECTED, "notification content is not an object")
+    reference = _text(content.get("transactionId"))
+    iccid = _text(content.get("iccid"))
+    if reference is not None and len(reference) > _MAX_REFERENCE:
+        raise _refuse(LogicalReason.REJECTED, "transactionId too long")
+    if iccid is not None and len(iccid) > _MAX_ICCID:
+        raise _refuse(LogicalReason.REJECTED, "iccid too long")
+    notify_id = _text(event.get("notifyId"))
+    return ProviderNotice(
+        event_id=notify_id or hashlib.sha256(body).hexdigest(),
+        kind=kind.strip(),
+        reference=reference,
+        iccid=iccid,
+    )

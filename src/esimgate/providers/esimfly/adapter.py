@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +51,7 @@ from esimgate.providers.base import (
     NetworkSighting,
     OrderRequest,
     PackageKind,
+    ProviderNotice,
     ProviderPackage,
     Purchase,
     PurchaseState,
@@ -73,6 +75,7 @@ MAX_PAGES = 500  # 7,000 packages at 100 a page is 70 pages; a guard against a l
 _PENDING_ORDER = frozenset({"pending_details", "pending", "processing"})
 _FAILED_ORDER = frozenset({"failed"})
 _FLAG = re.compile(r"/([a-z]{2})\.(?:png|svg|jpe?g|webp)$", re.IGNORECASE)
+_ICCID = re.compile(r"^[0-9A-Fa-f]{10,22}$")
 
 
 def verify_webhook(headers: Mapping[str, str], raw_body: bytes, secret: str) -> bool:
@@ -86,6 +89,24 @@ def verify_webhook(headers: Mapping[str, str], raw_body: bytes, secret: str) -> 
         return False
     expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), digest.strip().lower().encode("ascii", "replace"))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value.strip() if value and value.strip() else None
+
+
+def _text(data: Mapping[str, object], *names: str) -> str | None:
+    """The first non-empty scalar among ``names`` (esimfly mixes snake and camel case)."""
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, str | int):
+            text = str(value).strip()
+            if text:
+                return text
+    return None
 
 
 def to_money(amount: Decimal, currency: str) -> Money:
@@ -247,8 +268,13 @@ class EsimflyProvider:
         callback_url: str | None = None,
         live_status: bool = True,
         clock: Clock | None = None,
+        webhook_secret: str = "",
     ) -> None:
         self.client = client
+        # ``whsec_…`` from PUT /webhooks (shown once): signs X-Webhook-Signature.
+        self._webhook_secret = webhook_secret
+        if webhook_secret:
+            self.capabilities = self.capabilities | {Capability.WEBHOOKS}
         self.callback_url = callback_url
         self.live_status = live_status
         self.clock: Clock = clock or client.clock
@@ -283,6 +309,7 @@ class EsimflyProvider:
             callback_url=creds.get("callback_url") or None,
             live_status=live,
             clock=config.clock,
+            webhook_secret=creds.get("webhook_secret") or creds.get("webhookSecret") or "",
         )
 
     async def aclose(self) -> None:
@@ -582,6 +609,55 @@ class EsimflyProvider:
             refund = to_money(data.refunded_amount, data.currency)
         cancelled = data.cancelled_esims is None or data.cancelled_esims > 0
         return CancelResult(esim, cancelled=cancelled, refund=refund)
+
+    # --- webhooks (WebhookReceiver) --------------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        """An esimfly delivery, verified by ``X-Webhook-Signature`` over the raw bytes before
+        the JSON is read (esimfly signs; no source-IP list is published, so ``client_ip`` is not
+        used). The id is ``X-Webhook-Id`` (stable across the upstream's retries), else the body's
+        SHA-256. The body's ``order_reference`` is esimfly's own order id: it becomes our reference
+        only through the create this process remembers (or an ``idempotency_key`` echoed back)."""
+        if not self._webhook_secret:
+            raise _rejected("no webhook_secret configured for this esimfly account")
+        if not verify_webhook(headers, body, self._webhook_secret):
+            raise _rejected("bad or missing X-Webhook-Signature")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise _rejected("not an esimfly webhook (unparseable body)") from None
+        if not isinstance(payload, dict):
+            raise _rejected("not an esimfly webhook (no JSON object)")
+        data = payload.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise _rejected("not an esimfly webhook (data is not an object)")
+        kind = _text(payload, "event") or _header(headers, "x-webhook-event")
+        if not kind:
+            raise _rejected("not an esimfly webhook (no event)")
+        event_id = _header(headers, "x-webhook-id") or hashlib.sha256(body).hexdigest()
+        reference = _text(data, "idempotency_key", "idempotencyKey")
+        if reference is None:
+            upstream_ref = _text(data, "order_reference", "orderReference")
+            if upstream_ref is not None:
+                reference = next(
+                    (ours for ours, theirs in self._orders.items() if theirs == upstream_ref),
+                    None,
+                )
+        iccid = _text(data, "iccid")
+        return ProviderNotice(
+            event_id=event_id[:200],
+            kind=kind[:100],
+            reference=reference if reference is None or len(reference) <= 200 else None,
+            iccid=iccid if iccid is not None and _ICCID.match(iccid) else None,
+        )
+
+
+def _rejected(message: str) -> LogicalError:
+    return LogicalError(LogicalReason.REJECTED, message, provider=PROVIDER)
 
 
 def _grew(before: int | None, now: int | None) -> bool:

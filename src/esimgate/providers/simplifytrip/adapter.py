@@ -15,11 +15,15 @@ What the upstream gives us, and how it maps to the port:
   (newest ``activityLogs`` entry) and ``planStatus`` as the status table expects.
 * cancel: whole orders only (method/path unverified, configurable); refused here when the order
   holds more than one eSIM. No top-up exists upstream.
-* webhooks: :func:`verify_webhook` checks ``X-Simplify-Trip-Signature``.
+* webhooks: :meth:`SimplifyTripProvider.parse_webhook` accepts a delivery only when
+  ``X-Simplify-Trip-Signature`` verifies (:func:`verify_webhook`, keyed by the ``checksumKey``
+  credential) and reduces it to our ``trackId`` (the order reference) plus an ICCID; the body
+  ``id`` is the event id (SHA-256 of the raw body when it has none).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -29,6 +33,7 @@ from decimal import Decimal
 from typing import Final
 
 import httpx
+from pydantic import ValidationError
 
 from esimgate.clock import Clock, SystemClock
 from esimgate.esims.units import daily_total, parse_volume
@@ -44,6 +49,7 @@ from esimgate.providers.base import (
     Money,
     OrderRequest,
     PackageKind,
+    ProviderNotice,
     ProviderPackage,
     Purchase,
     PurchaseState,
@@ -66,7 +72,9 @@ from esimgate.providers.simplifytrip.wire import (
     OrderItemRequest,
     Product,
     Sku,
+    Webhook,
     WireEsim,
+    loads,
     loads_raw,
     sign,
 )
@@ -84,6 +92,8 @@ UPSTREAM_LOCAL: Final = timezone(timedelta(hours=8))
 _SUCCESS: Final = frozenset({"SUCCESS", "SUCCEEDED", "COMPLETED", "DONE"})
 _FAILED: Final = frozenset({"FAILED", "FAIL", "FAILURE", "ERROR", "REJECTED"})
 _CANCELLED: Final = frozenset({"CANCELLED", "CANCELED", "REFUNDED"})
+_KNOWN_EVENTS: Final = frozenset({"PURCHASE_ORDER_SUCCESS"})  # the only documented type (§6)
+_ICCID: Final = re.compile(r"[0-9]{18,22}|[0-9]{18,21}[Ff]")  # fits the 22-char column
 
 # English country names → ISO codes, longest first so "Hong Kong" wins over shorter names.
 _NAMES: Final = sorted(((c.name, c.code) for c in COUNTRIES), key=lambda item: -len(item[0]))
@@ -240,8 +250,11 @@ class SimplifyTripProvider:
         *,
         clock: Clock | None = None,
         currency: str = "USD",
+        webhook_secret: str | None = None,
     ) -> None:
         self._client = client
+        # Webhooks are signed with the same checksumKey as our requests (doc §6).
+        self._webhook_secret = client.checksum_key if webhook_secret is None else webhook_secret
         self._clock: Clock = clock or SystemClock()
         self._currency = currency.upper()
 
@@ -263,7 +276,12 @@ class SimplifyTripProvider:
             checksum_key=creds["checksumKey"],
             cancel_path=creds.get("cancelPath") or DEFAULT_CANCEL_PATH,
         )
-        return cls(client, clock=config.clock, currency=creds.get("currency") or "USD")
+        return cls(
+            client,
+            clock=config.clock,
+            currency=creds.get("currency") or "USD",
+            webhook_secret=creds["checksumKey"],
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -458,3 +476,34 @@ class SimplifyTripProvider:
         if status and status not in _CANCELLED:
             return CancelResult(esim, cancelled=False, reason=f"order is {status}")
         return CancelResult(esim, cancelled=True)
+
+    # --- webhooks (WebhookReceiver) -------------------------------------------------------
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        """A delivery verified by ``X-Simplify-Trip-Signature`` over the raw body (HMAC-SHA256
+        with the checksumKey, doc §6). The upstream publishes no source addresses, so the
+        signature is the only check. Unknown event types are accepted (a 4xx would stop the
+        upstream's retries) and left to the confirming query."""
+        if not verify_webhook(headers, body, self._webhook_secret):
+            raise _refuse(LogicalReason.REJECTED, f"bad or missing {WEBHOOK_SIGNATURE_HEADER}")
+        try:
+            event = Webhook.model_validate(loads(body))
+        except (ValueError, ValidationError):
+            raise _refuse(LogicalReason.REJECTED, "not a SimplifyTrip webhook") from None
+        kind = event.type.strip()
+        if not kind:
+            raise _refuse(LogicalReason.REJECTED, "webhook without a type")
+        if kind not in _KNOWN_EVENTS:
+            log.warning("simplifytrip: undocumented webhook type %r (id %s)", kind, event.id)
+        event_id = (event.id or "").strip() or hashlib.sha256(body).hexdigest()
+        data = event.data
+        iccids = [data.iccid] + [e.iccid for item in data.items for e in item.esims]
+        iccid = next((i.strip() for i in iccids if i and _ICCID.fullmatch(i.strip())), None)
+        return ProviderNotice(
+            event_id=event_id,
+            kind=kind,
+            reference=(data.track_id or "").strip() or None,  # our reference, sent as trackId
+            iccid=iccid,
+        )

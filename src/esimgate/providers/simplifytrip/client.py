@@ -120,6 +120,11 @@ class SimplifyTripClient:
         self._checksum_key = checksum_key
         self._cancel_path = cancel_path
 
+    @property
+    def checksum_key(self) -> str:
+        """The HMAC key of ``X-Signature``, which also signs the upstream's webhooks."""
+        return self._checksum_key
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

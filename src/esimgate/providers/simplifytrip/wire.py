@@ -180,6 +180,40 @@ class EsimInfo(_Wire):
     product_info: Sku | None = Field(default=None, alias="productInfo")
 
 
+# --- webhooks (doc §6) --------------------------------------------------------------------------
+
+
+class WebhookEsim(_Wire):
+    iccid: str | None = Field(default=None, coerce_numbers_to_str=True)
+
+
+class WebhookItem(_Wire):
+    sub_track_id: str | None = Field(default=None, alias="subTrackId")
+    esims: list[WebhookEsim] = Field(
+        default_factory=list, validation_alias=AliasChoices("eSims", "esims", "eSIMs")
+    )
+
+
+class WebhookData(_Wire):
+    """The ``data`` of a delivery. Only ``PURCHASE_ORDER_SUCCESS`` is documented; other events
+    (unverified) may name an eSIM directly, hence the top-level ``iccid``."""
+
+    order_id: str | None = Field(default=None, alias="orderId", coerce_numbers_to_str=True)
+    track_id: str | None = Field(default=None, alias="trackId", coerce_numbers_to_str=True)
+    iccid: str | None = Field(default=None, coerce_numbers_to_str=True)
+    status: str | None = None
+    items: list[WebhookItem] = Field(default_factory=list)
+
+
+class Webhook(_Wire):
+    """``{id, type, sentDate, createdAt, mode, data}`` (envelope verbatim from the docs)."""
+
+    id: str | None = Field(default=None, coerce_numbers_to_str=True)
+    type: str
+    mode: str | None = None
+    data: WebhookData = Field(default_factory=WebhookData)
+
+
 # --- JSON and the signature (docs "Verify data with signature") -------------------------------
 
 
