@@ -193,7 +193,7 @@ async def test_unreachable_upstream_during_reconciliation_keeps_the_order_pendin
     assert await balance(runtime, creds.account_id) == BALANCE - price
     assert await ledger_kinds(runtime, creds.account_id) == settled_kinds("completed")
     assert faulty.upstream_creates == 1
-    assert faulty.get_calls == 2
+    assert faulty.get_calls == 3 + 1  # the failing pass retries the read twice; then one
 
 
 async def _reserved_order(runtime: Runtime, creds: Credentials, code: str) -> Order:

@@ -83,6 +83,7 @@ async def sync_provider(
             # Keep what describes the product current (operators change, search evolves).
             package.networks = _networks(item.coverage)
             package.search_text = _search_text(item)
+            package.rechargeable = package.rechargeable or item.rechargeable
         if package is None:
             code = package_code(key, is_topup=item.is_topup)
             package = CatalogPackage(

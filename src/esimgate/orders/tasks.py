@@ -12,6 +12,7 @@ from esimgate.orders.repository import OrderRepository
 from esimgate.orders.service import Outcome, call_provider, fail_order, settle
 from esimgate.providers.base import EsimRef, Provider, ProviderError, TopUpRequest
 from esimgate.providers.models import ProviderAccount
+from esimgate.providers.resilience import retry_read
 from esimgate.worker.jobs import job
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ async def resolve(runtime: Runtime, order_id: int) -> str:
     adapter = runtime.providers.adapter(account)
     if order.kind == OrderKind.TOPUP:
         return await _resolve_topup(runtime, order, adapter)
-    purchase = await adapter.get_order(order.reference)  # ProviderError → retried later
+    # A read, so safe to retry at once; a lasting failure leaves it to the next pass.
+    purchase = await retry_read(lambda: adapter.get_order(order.reference))
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         if purchase is None:

@@ -3,9 +3,17 @@ going to that upstream (before any money moves) until a probe succeeds."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+from esimgate.providers.base import TechnicalError
+
+T = TypeVar("T")
 
 
 class CircuitState(enum.StrEnum):
@@ -55,3 +63,26 @@ class CircuitBreaker:
         if self.probing or self.failures >= self.failure_threshold:
             self.opened_at = now
         self.probing = False
+
+
+async def retry_read(
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 3,
+    base_delay: float = 0.2,
+    max_delay: float = 5.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Retry a read (never a create) on technical failures: capped exponential backoff with
+    full jitter, or the upstream's own Retry-After when it gave one (also capped)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except TechnicalError as exc:
+            if attempt == attempts:
+                raise
+            delay = exc.retry_after
+            if delay is None:
+                delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not security
+            await sleep(min(max_delay, max(0.0, delay)))
+    raise AssertionError("unreachable")

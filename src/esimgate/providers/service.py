@@ -9,6 +9,7 @@ from esimgate.clock import Clock
 from esimgate.providers.models import ProviderAccount
 from esimgate.providers.registry import ProviderRegistry
 from esimgate.providers.repository import ProviderAccountRepository
+from esimgate.providers.resilience import retry_read
 
 SIMULATOR = "simulator"
 
@@ -29,7 +30,7 @@ async def sync_catalogue(
     """Pull every enabled provider's catalogue into ours."""
     reports = []
     for account in await ProviderAccountRepository(session).all(enabled_only=True):
-        packages = await registry.adapter(account).list_packages()
+        packages = await retry_read(registry.adapter(account).list_packages)
         reports.append(await sync_provider(session, clock, account, packages))
     await refresh_package_activity(session, clock)
     return reports
