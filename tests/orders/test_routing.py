@@ -124,9 +124,14 @@ async def test_circuit_breaker_refuses_before_money_moves_and_recovers(
     async with runtime.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == entries
     assert faulty.create_calls == calls  # no upstream call either
+    metrics = (await api.client.get("/metrics")).text
+    assert 'esimgate_provider_circuit_open{provider="simulator"} 1' in metrics
 
     clock.advance(seconds=30)
     faulty.create_mode = "ok"
     probe = await api.post(ORDER, {"packageCode": code})
     assert probe.status_code == 200 and probe.json()["status"] == "completed", probe.text
+    metrics = (await api.client.get("/metrics")).text
+    assert 'esimgate_provider_circuit_open{provider="simulator"} 0' in metrics
+    assert 'esimgate_orders{provider="simulator",status="failed"} 5' in metrics
     assert (await api.post(ORDER, {"packageCode": code})).status_code == 200
