@@ -40,8 +40,9 @@ from esimgate.providers.esimgo.adapter import (
     verify_webhook,
     webhook_signature,
 )
-from esimgate.providers.esimgo.client import EsimGoClient, classify, retry_after_seconds
+from esimgate.providers.esimgo.client import EsimGoClient, classify
 from esimgate.providers.esimgo.wire import Callback, parse_time
+from esimgate.providers.http import retry_after_seconds
 from esimgate.providers.registry import AdapterConfig
 from tests.fakes.esimgo import API_KEY, SMDP, FakeState, make_app
 

@@ -17,8 +17,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ from esimgate.providers.airalo.wire import (
     parse_json,
 )
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
+from esimgate.providers.http import read_capped, retry_after_seconds
 
 PROVIDER: Final = "airalo"
 PRODUCTION_URL: Final = "https://partners-api.airalo.com/v2/"
@@ -76,22 +76,6 @@ _BUSINESS: Final[dict[int, LogicalReason]] = {
     89: LogicalReason.REJECTED,  # IP not on the allow-list
 }
 _AMBIGUOUS_CODES: Final = frozenset({53})
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
 
 
 def _validation_reason(fields: Mapping[str, str]) -> LogicalReason:
@@ -269,14 +253,9 @@ class AiraloClient:
         try:
             response = await self._http.send(request, stream=True, follow_redirects=False)
             try:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():  # decoded: caps what we parse
-                    body.extend(chunk)
-                    if len(body) > self._max_body:
-                        raise TechnicalError(
-                            f"{method} {path}: response body over {self._max_body} bytes",
-                            provider=PROVIDER,
-                        )
+                body = await read_capped(
+                    response, self._max_body, provider=PROVIDER, what=f"{method} {path}"
+                )
             finally:
                 await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -305,7 +284,7 @@ class AiraloClient:
                 "rate limited (HTTP 429)",
                 provider=PROVIDER,
                 raw=raw,
-                retry_after=_retry_after(headers.get("Retry-After"), self._clock.now()),
+                retry_after=retry_after_seconds(headers.get("Retry-After"), self._clock.now()),
             )
         if 300 <= status < 400:
             raise TechnicalError(

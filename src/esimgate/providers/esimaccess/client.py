@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from esimgate.clock import Clock, SystemClock, epoch_ms
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
 from esimgate.providers.esimaccess import wire
+from esimgate.providers.http import read_capped, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,6 @@ def sign(secret_key: str, timestamp: str, request_id: str, access_code: str, bod
 def encode_body(payload: Mapping[str, Any]) -> str:
     """The exact JSON text we send (and sign): compact, UTF-8."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # an HTTP date: not worth parsing for a hint
-    return seconds if seconds >= 0 and seconds == seconds else None
 
 
 class EsimAccessClient:
@@ -233,28 +224,14 @@ class EsimAccessClient:
                 raise TechnicalError(
                     f"{path}: rate limited (HTTP 429)",
                     provider=KIND,
-                    retry_after=_retry_after(response.headers.get("Retry-After")),
+                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                 )
             if 300 <= status < 400:
                 location = response.headers.get("Location", "")
                 raise TechnicalError(
                     f"{path}: unexpected redirect (HTTP {status}) to {location!r}", provider=KIND
                 )
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise TechnicalError(
-                    f"{path}: response too large ({declared} bytes)", provider=KIND
-                )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise TechnicalError(
-                        f"{path}: response larger than {limit} bytes", provider=KIND
-                    )
-                chunks.append(chunk)
-            raw = b"".join(chunks)
+            raw = await read_capped(response, limit, provider=KIND, what=path)
         except httpx.HTTPError as exc:
             raise TechnicalError(f"{path}: transport error: {exc!r}", provider=KIND) from exc
         finally:
@@ -264,7 +241,7 @@ class EsimAccessClient:
                 f"{path}: upstream error (HTTP {status})",
                 provider=KIND,
                 raw=raw[:500].decode(errors="replace"),
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status >= 400:
             # Auth failures' HTTP status is undocumented: an envelope with a code wins.

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -39,6 +38,7 @@ from esimgate.providers.esimfly.wire import (
     TopUpCreated,
     Usage,
 )
+from esimgate.providers.http import read_capped, retry_after_seconds
 
 PROVIDER = "esimfly"
 PRODUCTION_BASE_URL = "https://esimfly.net/api/v1/business"
@@ -95,15 +95,9 @@ def sign(secret_key: str, timestamp: str, request_id: str, access_code: str, bod
 def _retry_after(headers: httpx.Headers, now: datetime) -> float | None:
     """Seconds to wait: ``Retry-After`` (seconds or HTTP date), else ``X-RateLimit-Reset``
     (Unix seconds, Unix ms or ISO 8601 — the docs disagree)."""
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-            except (TypeError, ValueError):
-                pass
+    seconds = retry_after_seconds(headers.get("retry-after"), now)
+    if seconds is not None:
+        return seconds
     reset = headers.get("x-ratelimit-reset")
     if reset:
         try:
@@ -231,28 +225,12 @@ class EsimflyClient:
         except httpx.HTTPError as exc:
             raise TechnicalError(f"esimfly transport error: {exc!r}", provider=PROVIDER) from exc
         try:
-            raw = await self._read_capped(response)
+            raw = await read_capped(response, MAX_BODY_BYTES, provider=PROVIDER, what="esimfly")
+        except httpx.HTTPError as exc:
+            raise TechnicalError(f"esimfly read error: {exc!r}", provider=PROVIDER) from exc
         finally:
             await response.aclose()
         return self._check(response, raw)
-
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise TechnicalError(f"esimfly body too large ({declared} bytes)", provider=PROVIDER)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise TechnicalError(
-                        f"esimfly body larger than {MAX_BODY_BYTES} bytes", provider=PROVIDER
-                    )
-                chunks.append(chunk)
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"esimfly read error: {exc!r}", provider=PROVIDER) from exc
-        return b"".join(chunks)
 
     def _check(self, response: httpx.Response, raw: bytes) -> dict[str, Any]:
         status = response.status_code

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -34,6 +32,7 @@ from esimgate.providers.esimgo.wire import (
     OrderResponse,
     StatusBody,
 )
+from esimgate.providers.http import read_capped, retry_after_seconds
 
 PROVIDER: Final = "esimgo"
 PRODUCTION_BASE_URL: Final = "https://api.esim-go.com/v2.5"
@@ -51,26 +50,6 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 def _snippet(body: bytes) -> str:
     return body[:_RAW_SNIPPET].decode("utf-8", "replace")
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or bad."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
 
 
 def classify(status: int, message: str) -> LogicalReason:
@@ -191,26 +170,12 @@ class EsimGoClient:
         except httpx.HTTPError as exc:  # read/write timeouts, protocol errors: maybe sent
             raise TechnicalError(f"eSIM Go transport error: {exc!r}", provider=PROVIDER) from exc
         try:
-            body = await _read_capped(response)
+            body = await read_capped(response, MAX_BODY_BYTES, provider=PROVIDER, what="eSIM Go")
         except httpx.HTTPError as exc:
             raise TechnicalError(f"eSIM Go transport error: {exc!r}", provider=PROVIDER) from exc
         finally:
             await response.aclose()
         return _decode(response, body)
-
-
-async def _read_capped(response: httpx.Response) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise TechnicalError(f"eSIM Go body too large ({declared} bytes)", provider=PROVIDER)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise TechnicalError(f"eSIM Go body over {MAX_BODY_BYTES} bytes", provider=PROVIDER)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _message(body: bytes) -> str:

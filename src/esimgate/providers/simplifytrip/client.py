@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -24,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
+from esimgate.providers.http import read_capped, retry_after_seconds
 from esimgate.providers.simplifytrip.wire import (
     CancelOrderResponse,
     CreateOrderRequest,
@@ -62,22 +61,6 @@ DUPLICATE_HINTS: Final = ("DUPLICATE", "EXISTS", "ALREADY")
 
 def _snippet(raw: bytes) -> str:
     return raw[:500].decode("utf-8", "replace")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def is_duplicate(error: LogicalError) -> bool:
@@ -207,25 +190,12 @@ class SimplifyTripClient:
         return self._decode(response, raw, method, path)
 
     async def _read(self, response: httpx.Response, method: str, path: str) -> bytes:
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise TechnicalError(
-                f"{method} {path}: body of {declared} bytes is too large", provider=PROVIDER
-            )
-        chunks: list[bytes] = []
-        size = 0
         try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise TechnicalError(
-                        f"{method} {path}: body larger than {MAX_BODY_BYTES} bytes",
-                        provider=PROVIDER,
-                    )
-                chunks.append(chunk)
+            return await read_capped(
+                response, MAX_BODY_BYTES, provider=PROVIDER, what=f"{method} {path}"
+            )
         except httpx.HTTPError as exc:
             raise TechnicalError(f"{method} {path}: {exc!r}", provider=PROVIDER) from exc
-        return b"".join(chunks)
 
     def _decode(self, response: httpx.Response, raw: bytes, method: str, path: str) -> Any:
         status = response.status_code
@@ -242,7 +212,7 @@ class SimplifyTripClient:
                 where,
                 provider=PROVIDER,
                 raw=_snippet(raw),
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status in (401, 403):
             raise TechnicalError(
