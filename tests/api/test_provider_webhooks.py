@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from esimgate.orders.models import Order
 from esimgate.providers.base import LogicalError, LogicalReason, ProviderNotice
 from esimgate.providers.inbound import ProviderWebhook
 from esimgate.providers.repository import ProviderAccountRepository
@@ -32,6 +33,7 @@ class SigningSimulator:
         self.max_usage_batch = inner.max_usage_batch
         self.requests_per_second = inner.requests_per_second
         self.get_calls = 0
+        self.asked_with: list[tuple[str, str | None]] = []
 
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, client_ip: str
@@ -41,12 +43,16 @@ class SigningSimulator:
             raise LogicalError(LogicalReason.REJECTED, "bad signature")
         data = json.loads(body)
         return ProviderNotice(
-            event_id=data["id"], kind=data["type"], reference=data.get("reference")
+            event_id=data["id"],
+            kind=data["type"],
+            reference=data.get("reference"),
+            provider_order_id=data.get("order_id"),
         )
 
-    async def get_order(self, reference: str) -> Any:
+    async def get_order(self, reference: str, provider_order_id: str | None = None) -> Any:
         self.get_calls += 1
-        return await self.inner.get_order(reference)
+        self.asked_with.append((reference, provider_order_id))
+        return await self.inner.get_order(reference, provider_order_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -95,6 +101,45 @@ async def test_inbound_webhook_is_verified_deduplicated_and_confirmed(
         rows = (await session.execute(select(ProviderWebhook))).scalars().all()
     assert len(rows) == 1 and rows[0].outcome == "order completed"
     assert json.loads(rows[0].body) == notice
+
+
+async def test_notice_naming_only_the_upstream_order_finds_ours(
+    api: SignedClient, runtime: Runtime, clock: Any
+) -> None:
+    """Some upstreams (esimfly) name only their own order id: it maps through the id stored
+    on the order, and the confirmation asks the upstream with it."""
+    async with runtime.sessions() as session:
+        account = await ProviderAccountRepository(session).by_name("simulator")
+    assert account is not None
+    real = runtime.providers.adapter(account)
+    assert isinstance(real, SimulatorProvider)
+    feed = SigningSimulator(real)
+    runtime.providers.override(account.id, feed)  # type: ignore[arg-type]
+    pkg = await package(runtime, "Japan")
+    order = (await api.post(ORDER, {"packageCode": pkg["code"]})).json()
+    reference = order["orderReference"]
+    async with runtime.sessions() as session:
+        stored = await session.scalar(select(Order).where(Order.reference == reference))
+    assert stored is not None and stored.provider_order_id
+    clock.advance(seconds=31)
+    body, headers = signed({"id": "evt-2", "type": "ORDER_READY", "order_id": "nobody's"})
+    await api.client.post("/api/v1/providers/simulator/webhooks", content=body, headers=headers)
+    body, headers = signed(
+        {"id": "evt-3", "type": "ORDER_READY", "order_id": stored.provider_order_id}
+    )
+    answer = await api.client.post(
+        "/api/v1/providers/simulator/webhooks", content=body, headers=headers
+    )
+    assert answer.json() == {"success": True, "duplicate": False}
+    await Worker(runtime).run_due()
+    status = (await api.get(f"{ORDER}?orderReference={reference}")).json()
+    assert status["order"]["status"] == "completed"
+    assert (reference, stored.provider_order_id) in feed.asked_with
+    async with runtime.sessions() as session:
+        outcomes = dict(
+            (await session.execute(select(ProviderWebhook.event_id, ProviderWebhook.outcome))).all()
+        )
+    assert outcomes == {"evt-2": "nothing of ours", "evt-3": "order completed"}
 
 
 async def test_head_probe(api: SignedClient, runtime: Runtime) -> None:

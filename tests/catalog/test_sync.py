@@ -55,7 +55,7 @@ class FakeProvider:
     async def create_order(self, request: Any) -> Any:
         raise NotImplementedError
 
-    async def get_order(self, reference: str) -> Any:
+    async def get_order(self, reference: str, provider_order_id: str | None = None) -> Any:
         raise NotImplementedError
 
     async def query_usage(self, esims: Any) -> Any:

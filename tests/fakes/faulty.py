@@ -102,12 +102,14 @@ class FaultyProvider:
             raise UpstreamCrash("adapter crashed after the upstream committed")
         return purchase
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         self.get_calls += 1
         mode = self.get_mode
         if mode not in COMMITTING:
             await self._fault(mode, "get_order")
-        purchase = await self.inner.get_order(reference)
+        purchase = await self.inner.get_order(reference, provider_order_id)
         if mode == "timeout_after_commit":
             raise TechnicalError("get_order: read timeout", provider=self.name, committed=None)
         if mode == "invalid_json_after_commit":

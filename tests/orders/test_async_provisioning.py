@@ -24,7 +24,9 @@ class AcceptsThenFails:
     async def create_order(self, request: OrderRequest) -> Purchase:
         return Purchase(request.reference, PurchaseState.PENDING, provider_order_id="X-1")
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         return Purchase(reference, PurchaseState.FAILED, failure_reason="no stock after all")
 
     def __getattr__(self, name: str) -> Any:

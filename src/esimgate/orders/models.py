@@ -40,6 +40,8 @@ class Order(Base):
         CheckConstraint("amount_minor = unit_price_minor * quantity", name="amount_is_total"),
         Index("ix_orders_account_created", "account_id", "created_at"),
         Index("ix_orders_status_updated", "status", "updated_at"),
+        # Provider webhooks that name only the upstream's order id find the order by it.
+        Index("ix_orders_provider_order", "provider_account_id", "provider_order_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

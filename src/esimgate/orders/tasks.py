@@ -38,7 +38,7 @@ async def resolve(runtime: Runtime, order_id: int) -> str:
     if order.kind == OrderKind.TOPUP:
         return await _resolve_topup(runtime, order, adapter)
     # A read, so safe to retry at once; a lasting failure leaves it to the next pass.
-    purchase = await retry_read(lambda: adapter.get_order(order.reference))
+    purchase = await retry_read(lambda: adapter.get_order(order.reference, order.provider_order_id))
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         if purchase is None:

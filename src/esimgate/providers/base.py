@@ -273,6 +273,7 @@ class ProviderNotice:
     kind: str  # the provider's own event name
     reference: str | None = None  # our order reference, when it concerns an order
     iccid: str | None = None  # the eSIM, when it concerns one
+    provider_order_id: str | None = None  # the upstream's own order id, when the event names it
 
 
 @runtime_checkable
@@ -304,8 +305,14 @@ class Provider(Protocol):
         """Buy ``quantity`` eSIMs, tagged with our reference. Never retried blindly."""
         ...
 
-    async def get_order(self, reference: str) -> Purchase | None:
-        """Find an order by our reference; ``None`` when the upstream has no such order."""
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
+        """Find an order by our reference; ``None`` when the upstream has no such order.
+
+        ``provider_order_id`` is the upstream's own id for it when esimgate has stored one (from
+        the create answer or a webhook). Upstreams with no lookup by our reference use it, so an
+        order is found by any process, after any restart, not only by the one that placed it."""
         ...
 
     async def query_usage(self, esims: Sequence[EsimRef]) -> Sequence[UsageReport]:

@@ -32,6 +32,7 @@ class ProviderWebhook(Base):
     event_id: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(100))
     reference: Mapped[str | None] = mapped_column(String(200), default=None)
+    provider_order_id: Mapped[str | None] = mapped_column(String(128), default=None)
     iccid: Mapped[str | None] = mapped_column(String(22), default=None)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
@@ -52,6 +53,7 @@ async def store(
             event_id=notice.event_id[:200],
             kind=notice.kind[:100],
             reference=notice.reference,
+            provider_order_id=notice.provider_order_id,
             iccid=notice.iccid,
             body=body.decode("utf-8", errors="replace"),
             received_at=now,
@@ -82,6 +84,16 @@ async def confirm(runtime: Runtime, payload: dict[str, Any]) -> None:
                     Order.reference == row.reference,
                     Order.provider_account_id == row.provider_account_id,
                 )
+            )
+        if order_id is None and row.provider_order_id:
+            order_id = await session.scalar(
+                select(Order.id)
+                .where(
+                    Order.provider_order_id == row.provider_order_id,
+                    Order.provider_account_id == row.provider_account_id,
+                )
+                .order_by(Order.id)
+                .limit(1)
             )
         if order_id is None and row.iccid:
             esim_id = await session.scalar(

@@ -205,6 +205,27 @@ async def test_get_order_without_memory_scans_by_transaction_id(
     await fresh.aclose()
 
 
+async def test_get_order_after_a_restart_uses_the_stored_order_no(
+    provider: EsimAccessProvider, state: FakeState, clock: FrozenClock
+) -> None:
+    """Still allocating (so no eSIM carries the transactionId yet) and placed by another
+    process: the scan cannot find it, the stored orderNo can."""
+    placed = await provider.create_order(OrderRequest("ref-restart", "CKH002", 1))
+    assert placed.state is PurchaseState.PENDING and placed.provider_order_id
+    app, _ = make_app(state)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+    fresh = EsimAccessProvider(EsimAccessClient(http, ACCESS, SECRET, clock=clock), clock=clock)
+    try:
+        assert await fresh.get_order("ref-restart") is None  # nothing visible to a scan yet
+        for order in state.orders.values():
+            state.allocate(order.order_no)
+        found = await fresh.get_order("ref-restart", placed.provider_order_id)
+        assert found is not None and found.state is PurchaseState.COMPLETED
+        assert found.provider_order_id == placed.provider_order_id and len(found.esims) == 1
+    finally:
+        await fresh.aclose()
+
+
 async def test_create_follow_up_failure_still_reports_pending(
     provider: EsimAccessProvider, state: FakeState
 ) -> None:

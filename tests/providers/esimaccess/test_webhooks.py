@@ -62,6 +62,7 @@ def test_order_status_names_our_reference(adapter: EsimAccessProvider) -> None:
         kind="ORDER_STATUS",
         reference="7544949834056-1-TR_50_30",
         iccid=None,
+        provider_order_id="B26042217160011",
     )
 
 
@@ -72,6 +73,7 @@ def test_esim_status_names_reference_and_iccid(adapter: EsimAccessProvider) -> N
         kind="ESIM_STATUS",
         reference="e23111e4d07746889c7bce41cf3f1b16",
         iccid="89852000263413436720",
+        provider_order_id="B25080823490018",
     )
 
 

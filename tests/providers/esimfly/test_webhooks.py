@@ -17,6 +17,7 @@ from esimgate.providers.base import (
     OrderRequest,
     ProviderNotice,
     PurchaseState,
+    TechnicalError,
     WebhookReceiver,
 )
 from esimgate.providers.esimfly.adapter import EsimflyProvider
@@ -89,9 +90,13 @@ def test_genuine_doc_vector_parses(adapter: EsimflyProvider) -> None:
         "x-webhook-signature": DOC_SIGNATURE,
     }
     notice = adapter.parse_webhook(headers, DOC_BODY, IP)
-    # order_reference is esimfly's own id, not ours: unknown to this process → no reference.
+    # order_reference is esimfly's own id, not ours: esimgate maps it through the stored id.
     assert notice == ProviderNotice(
-        event_id="dlv_123", kind="esim.provisioned", reference=None, iccid="8981100000012345678"
+        event_id="dlv_123",
+        kind="esim.provisioned",
+        reference=None,
+        iccid="8981100000012345678",
+        provider_order_id="order_1776079539762_hvkrk",
     )
 
 
@@ -164,9 +169,12 @@ def test_signed_but_unparseable_refused(adapter: EsimflyProvider) -> None:
     _refused(adapter, _signed(b'{"event":"x","data":[1]}'), b'{"event":"x","data":[1]}')
 
 
-async def test_reference_is_ours_for_an_order_this_process_created() -> None:
+async def test_notice_names_the_upstream_order_whichever_process_created_it() -> None:
+    """The webhook carries esimfly's order id only; the notice passes it on, and a process that
+    did not place the order (a restart, another worker) finds the order by it."""
     app, state = make_app()
     provider = _adapter(httpx.ASGITransport(app=app))
+    other = _adapter(httpx.ASGITransport(app=app))
     try:
         code = await _async_package(provider, state)
         purchase = await provider.create_order(OrderRequest("ord-ours-1", code, 1))
@@ -183,11 +191,18 @@ async def test_reference_is_ours_for_an_order_this_process_created() -> None:
             },
             separators=(",", ":"),
         ).encode()
-        notice = provider.parse_webhook(_signed(body, **{"x-webhook-id": "a1"}), body, IP)
-        assert notice.reference == "ord-ours-1"
+        notice = other.parse_webhook(_signed(body, **{"x-webhook-id": "a1"}), body, IP)
+        assert notice.reference is None
+        assert notice.provider_order_id == purchase.provider_order_id
         assert notice.iccid == "8981100000012345678"
+        with pytest.raises(TechnicalError):  # by our reference alone it cannot be found
+            await other.get_order("ord-ours-1")
+        found = await other.get_order("ord-ours-1", notice.provider_order_id)
+        assert found is not None
+        assert found.provider_order_id == purchase.provider_order_id
     finally:
         await provider.aclose()
+        await other.aclose()
 
 
 def test_echoed_idempotency_key_is_our_reference(adapter: EsimflyProvider) -> None:

@@ -295,6 +295,22 @@ async def test_unanswered_transaction_is_never_bought_again(rig: Rig) -> None:
     assert len(rig.state.transactions()) == 1
 
 
+async def test_untagged_order_is_found_after_a_restart_by_the_stored_order_id(rig: Rig) -> None:
+    rig.state.fault("esims_update", "http_500")  # customerRef tagging never sticks
+    purchase = await buy(rig, reference="ord_r")
+    assert purchase.provider_order_id
+    rig.state.clear_faults()
+    other = build(rig.app)  # another process: no memory of the transaction
+    try:
+        assert await other.get_order("ord_r") is None  # nothing tagged with our reference
+        found = await other.get_order("ord_r", purchase.provider_order_id)
+        assert found is not None and found.state is PurchaseState.COMPLETED
+        assert found.esims == purchase.esims
+        assert rig.state.esims[purchase.esims[0].iccid].customer_ref == "esimgate:ord_r"
+    finally:
+        await other.aclose()
+
+
 async def test_tagging_failure_still_returns_the_purchase(rig: Rig) -> None:
     rig.state.fault("esims_update", "http_500")
     purchase = await buy(rig, reference="ord_t")

@@ -373,7 +373,9 @@ class AiraloProvider:
         )
         return _purchase(request.reference, answer.data)
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         matches = [o for o in await self._find_orders(reference) if o.type.lower() != "topup"]
         if not matches:
             return None

@@ -7,7 +7,8 @@ are allocated asynchronously after ``/esim/order`` and ``/esim/query`` answers `
 they are ready; eSIMs are keyed by ``esimTranNo`` because ICCIDs are reused; usage lags 2–3 h.
 
 Finding an order by our reference: the upstream has no documented lookup by ``transactionId``.
-We remember ``reference → orderNo`` for orders this process placed, and otherwise scan
+esimgate passes the stored ``orderNo`` to ``get_order`` when the create answer reached it; we
+also remember ``reference → orderNo`` for orders this process placed, and otherwise scan
 ``/esim/query`` over a recent time window for eSIMs carrying that ``transactionId`` (which only
 finds orders whose profiles are already allocated).
 """
@@ -168,11 +169,16 @@ class EsimAccessProvider:
                 request.reference, PurchaseState.PENDING, placed.order_no, unit_cost=unit_cost
             )
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         remembered = self._orders.get(reference)
         if remembered is not None:
             order_no, unit_cost = remembered
             return await self._purchase(reference, order_no, unit_cost)
+        if provider_order_id:  # esimgate stored the orderNo: no need to search for it
+            self._remember(reference, provider_order_id, None)
+            return await self._purchase(reference, provider_order_id, None)
         order_no_found = await self._find_order_no(reference)
         if order_no_found is None:
             return None
@@ -467,10 +473,12 @@ def parse_notification(body: bytes) -> ProviderNotice:
         raise _refuse(LogicalReason.REJECTED, "transactionId too long")
     if iccid is not None and len(iccid) > _MAX_ICCID:
         raise _refuse(LogicalReason.REJECTED, "iccid too long")
+    order_no = _text(content.get("orderNo"))
     notify_id = _text(event.get("notifyId"))
     return ProviderNotice(
         event_id=notify_id or hashlib.sha256(body).hexdigest(),
         kind=kind.strip(),
         reference=reference,
+        provider_order_id=order_no if order_no is not None and len(order_no) <= 128 else None,
         iccid=iccid,
     )

@@ -410,8 +410,10 @@ class EsimflyProvider:
         if package_code and profiles:
             self._probe[package_code] = profiles[0].iccid
 
-    async def get_order(self, reference: str) -> Purchase | None:
-        order_reference = self._orders.get(reference)
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
+        order_reference = self._orders.get(reference) or provider_order_id
         if order_reference is None:
             attempt = self._attempts.get(reference)
             if attempt is None:
@@ -640,18 +642,16 @@ class EsimflyProvider:
             raise _rejected("not an esimfly webhook (no event)")
         event_id = _header(headers, "x-webhook-id") or hashlib.sha256(body).hexdigest()
         reference = _text(data, "idempotency_key", "idempotencyKey")
-        if reference is None:
-            upstream_ref = _text(data, "order_reference", "orderReference")
-            if upstream_ref is not None:
-                reference = next(
-                    (ours for ours, theirs in self._orders.items() if theirs == upstream_ref),
-                    None,
-                )
+        upstream_ref = _text(data, "order_reference", "orderReference")
         iccid = _text(data, "iccid")
         return ProviderNotice(
             event_id=event_id[:200],
             kind=kind[:100],
             reference=reference if reference is None or len(reference) <= 200 else None,
+            # esimfly's webhooks name its own order; esimgate maps it through the stored id.
+            provider_order_id=upstream_ref
+            if upstream_ref is not None and len(upstream_ref) <= 128
+            else None,
             iccid=iccid if iccid is not None and _ICCID.match(iccid) else None,
         )
 

@@ -254,7 +254,9 @@ class EsimGoProvider:
             await self._tag(request.reference, purchase)
             return purchase
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         found = await self._client.list_esims_by_customer_ref(customer_ref(reference))
         wanted = customer_ref(reference)
         iccids = [e.iccid for e in found.esims if e.customerRef in (None, wanted)]
@@ -277,6 +279,9 @@ class EsimGoProvider:
                 esims=tuple(p for p in profiles if p is not None),
                 unit_cost=known.unit_cost if known else None,
             )
+        if attempt is None and provider_order_id:
+            # Placed by another process (or before a restart): esimgate stored the order id.
+            attempt = self._attempts[reference] = _Attempt(order_reference=provider_order_id)
         if attempt is None:
             return None
         if attempt.order_reference is None:

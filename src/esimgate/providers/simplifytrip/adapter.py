@@ -378,7 +378,9 @@ class SimplifyTripProvider:
             request.reference, PurchaseState.PENDING, provider_order_id=created.order_id
         )
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         try:
             order = await self._client.get_order(reference)
         except LogicalError as exc:

@@ -156,7 +156,9 @@ class SimulatorProvider:
                 raise
             return purchase
 
-    async def get_order(self, reference: str) -> Purchase | None:
+    async def get_order(
+        self, reference: str, provider_order_id: str | None = None
+    ) -> Purchase | None:
         await self._upstream_latency()
         return await self._find_purchase(reference)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:58:18.490930
+Create Date: 2026-11-22 16:59:15.524042
 """
 
 from collections.abc import Sequence
@@ -216,6 +216,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=100), nullable=False),
         sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("provider_order_id", sa.String(length=128), nullable=True),
         sa.Column("iccid", sa.String(length=22), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("received_at", esimgate.db.base.UtcDateTime(timezone=True), nullable=False),
@@ -331,6 +332,9 @@ def upgrade() -> None:
             "ix_orders_account_created", ["account_id", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_orders_esim_id"), ["esim_id"], unique=False)
+        batch_op.create_index(
+            "ix_orders_provider_order", ["provider_account_id", "provider_order_id"], unique=False
+        )
         batch_op.create_index("ix_orders_status_updated", ["status", "updated_at"], unique=False)
 
     op.create_table(
@@ -690,6 +694,7 @@ def downgrade() -> None:
     op.drop_table("sim_topups")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_status_updated")
+        batch_op.drop_index("ix_orders_provider_order")
         batch_op.drop_index(batch_op.f("ix_orders_esim_id"))
         batch_op.drop_index("ix_orders_account_created")
 
