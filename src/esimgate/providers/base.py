@@ -289,6 +289,29 @@ class WebhookReceiver(Protocol):
 
 
 @runtime_checkable
+class Suspender(Protocol):
+    """An adapter whose upstream can suspend an eSIM's service and resume it (operator use:
+    fraud, a lost phone). Raises LogicalError(NOT_ALLOWED) when the eSIM's state forbids it."""
+
+    async def suspend(self, esim: EsimRef) -> None:
+        """Stop the eSIM's service at the network; its data and validity are kept."""
+        ...
+
+    async def resume(self, esim: EsimRef) -> None:
+        """Undo :meth:`suspend`."""
+        ...
+
+
+@runtime_checkable
+class BalanceReader(Protocol):
+    """An adapter whose upstream reports our prepaid balance there."""
+
+    async def balance(self) -> Money:
+        """Our current balance at the upstream."""
+        ...
+
+
+@runtime_checkable
 class Provider(Protocol):
     """An upstream eSIM provider account, normalised."""
 
