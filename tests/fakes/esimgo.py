@@ -9,7 +9,10 @@
 * ``GET /esims/assignments`` (JSON), ``GET/PUT /esims`` (``customerRef``), ``GET /esims/{iccid}``
   (``firstInstalledDateTime`` in epoch ms), ``GET /esims/{iccid}/bundles`` (bytes, ``bundleState``;
   new assignments are ``processing`` on their first read, then ``queued``),
-  ``GET /esims/{iccid}/compatible/{bundle}``;
+  ``GET /esims/{iccid}/compatible/{bundle}``, ``GET /esims/{iccid}/location``
+  (``{mobileNetworkCode, networkName, networkBrandName, country, lastSeen}``, the PLMN as one
+  string; 404 ``{"message": …}`` for an eSIM that never attached — the wire notes are silent on
+  that case, so the fake picks the plainest answer);
 * fault injection per endpoint (see :data:`MODES`), and V3 callbacks signed like the real one.
 """
 
@@ -131,6 +134,7 @@ class FakeEsim:
     profile_status: str = "Released"
     customer_ref: str | None = None
     first_installed_ms: int | None = None
+    location: dict[str, Any] | None = None  # the wire body of GET /esims/{iccid}/location
     # bundle name → assignments (wire dicts), oldest first
     bundles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -192,6 +196,31 @@ class FakeState:
         esim.profile_status = status
         if installed_ms is not None:
             esim.first_installed_ms = installed_ms
+
+    def set_location(
+        self,
+        iccid: str,
+        *,
+        mcc: str = "234",
+        mnc: str = "10",
+        name: str = "O2 - UK",
+        brand: str | None = "O2 UK",
+        country: str = "GB",
+        last_seen: str = "2026-01-02T15:04:05.123456789Z",
+    ) -> dict[str, Any]:
+        """The network saw the eSIM: ``GET …/location`` answers this (``brand=None`` omits
+        ``networkBrandName``); returns the wire body."""
+        body: dict[str, Any] = {
+            "mobileNetworkCode": f"{mcc}{mnc}",
+            "networkName": name,
+            "networkBrandName": brand,
+            "country": country,
+            "lastSeen": last_seen,
+        }
+        if brand is None:
+            del body["networkBrandName"]
+        self.esims[iccid].location = body
+        return body
 
     def callback(self, iccid: str, *, numeric_iccid: bool = True) -> tuple[bytes, dict[str, str]]:
         """A V3 Utilisation callback body and its signed headers (ICCID as a JSON number)."""
@@ -492,6 +521,16 @@ def make_app(api_key: str = API_KEY) -> tuple[Starlette, FakeState]:
             out.append({"name": name, "description": bundle["description"], "assignments": wire})
         return JSONResponse({"bundles": out})
 
+    async def location(request: Request) -> Response:
+        if (refused := await guard(request, "location")) is not None:
+            return refused
+        esim = find(request)
+        if esim is None:
+            return _error(403, "ICCID not accessible")
+        if esim.location is None:
+            return _error(404, "No location found for this eSIM")
+        return JSONResponse(esim.location)
+
     async def compatible(request: Request) -> Response:
         if (refused := await guard(request, "compatible")) is not None:
             return refused
@@ -518,6 +557,7 @@ def make_app(api_key: str = API_KEY) -> tuple[Starlette, FakeState]:
             Route("/v2.5/esims", esims, methods=["GET", "PUT"]),
             Route("/v2.5/esims/{iccid}", esim_detail),
             Route("/v2.5/esims/{iccid}/bundles", esim_bundles),
+            Route("/v2.5/esims/{iccid}/location", location),
             Route("/v2.5/esims/{iccid}/compatible/{bundle}", compatible),
         ]
     )

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,6 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from esimgate.catalog.identity import identity_key
 from esimgate.clock import FrozenClock
 from esimgate.esims.models import EsimStatus
 from esimgate.esims.status import normalise
@@ -24,6 +25,7 @@ from esimgate.providers.base import (
     LogicalError,
     LogicalReason,
     Money,
+    NetworkSighting,
     OrderRequest,
     PackageKind,
     Provider,
@@ -41,7 +43,8 @@ from esimgate.providers.esimgo.adapter import (
     webhook_signature,
 )
 from esimgate.providers.esimgo.client import EsimGoClient, classify
-from esimgate.providers.esimgo.wire import Callback, parse_time
+from esimgate.providers.esimgo.countries import country_code
+from esimgate.providers.esimgo.wire import Callback, parse_time, split_plmn
 from esimgate.providers.http import retry_after_seconds
 from esimgate.providers.registry import AdapterConfig
 from tests.fakes.esimgo import API_KEY, SMDP, FakeState, make_app
@@ -156,9 +159,12 @@ async def test_from_config_and_port(rig: Rig) -> None:
         assert provider.kind == "esimgo"
         assert provider.requests_per_second == 1.0
         assert Capability.CANCEL not in provider.capabilities
-        assert {Capability.CATALOGUE, Capability.ORDER, Capability.ORDER_LOOKUP} <= (
-            provider.capabilities
-        )
+        assert {
+            Capability.CATALOGUE,
+            Capability.ORDER,
+            Capability.ORDER_LOOKUP,
+            Capability.LIVE_STATUS,
+        } <= provider.capabilities
     finally:
         await provider.aclose()
     with pytest.raises(ValueError, match="api_key"):
@@ -196,6 +202,18 @@ async def test_catalogue_money_bytes_and_topups(rig: Rig) -> None:
     assert unlimited.data_bytes is None and unlimited.cost == Money(20500, "USD")
     topup = packages["esim_topup_1GB_7D_GB"]
     assert topup.is_topup and topup.cost == Money(15000, "USD")
+
+
+async def test_decimal_gigabyte_is_exact_bytes_and_not_a_binary_gigabyte(rig: Rig) -> None:
+    rig.state.bundles = [
+        b for b in rig.state.bundles if b["name"] == "esim_1GB_7D_GB_V2"
+    ]  # dataAmount 1000 (MB)
+    [package] = await rig.provider.list_packages()
+    assert package.data_bytes == 1000 * 1_000_000 == 1_000_000_000
+    # Another upstream's binary 1 GB package with everything else equal is another product.
+    binary = replace(package, provider_code="other", data_bytes=1024**3)
+    assert identity_key(package) != identity_key(binary)
+    assert identity_key(package) == identity_key(replace(package, provider_code="other"))
 
 
 async def test_a_broken_bundle_is_skipped_not_fatal(rig: Rig) -> None:
@@ -383,6 +401,132 @@ async def test_usage_unlimited_and_unknown_esim(rig: Rig) -> None:
     report = await usage(rig, purchase.esims[0].iccid)
     assert report.total_bytes is None
     assert await rig.provider.query_usage([EsimRef("8944999", "8944999")]) == []
+
+
+def test_split_plmn() -> None:
+    assert split_plmn("23410") == ("234", "10")
+    assert split_plmn("310410") == ("310", "410")  # three-digit MNC
+    assert split_plmn(" 234-15 ") == ("234", "15")
+    assert split_plmn("10") == ("", "10")  # the MNC alone: the MCC is unknown
+    assert split_plmn("2341012") == ("", "")  # not a PLMN: no guess
+    assert split_plmn("O2") == ("", "")
+    assert split_plmn(None) == ("", "")
+
+
+def test_country_code_accepts_codes_and_names() -> None:
+    assert country_code("gb") == "GB"
+    assert country_code("GBR") == "GB"
+    assert country_code("United Kingdom") == "GB"
+    assert country_code("Korea- Republic of") == "KR"  # eSIM Go's catalogue spelling
+    assert country_code("South Korea") == "KR"
+    assert country_code("Réunion") == "RE"
+    assert country_code("the Netherlands") == "NL"
+    assert country_code("UK") == "GB"
+    assert country_code("Narnia") is None
+    assert country_code(" ") is None
+
+
+async def attached(rig: Rig) -> str:
+    """A bought eSIM, installed, with some data used."""
+    iccid = (await buy(rig)).esims[0].iccid
+    rig.state.set_profile(iccid, "Installed", installed_ms=1767300000000)
+    rig.state.use(iccid, 250_000_000)
+    return iccid
+
+
+def location_calls(rig: Rig, iccid: str) -> list[str]:
+    return [p for m, p, _ in rig.state.requests if p == f"/v2.5/esims/{iccid}/location"]
+
+
+async def test_location_fills_last_network() -> None:
+    app, state = make_app()
+    seen: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(request)
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=BASE_URL,
+        event_hooks={"request": [record]},
+    )
+    provider = EsimGoProvider(
+        EsimGoClient(http, API_KEY), clock=FrozenClock(NOW), order_spacing_seconds=0
+    )
+    rig = Rig(provider, state, app)
+    try:
+        iccid = await attached(rig)
+        state.set_location(iccid, mcc="234", mnc="10", name="O2 - UK", brand="O2 UK", country="GB")
+        seen.clear()
+        report = await usage(rig, iccid)
+        assert report.last_network == NetworkSighting(
+            operator="O2 UK", mcc="234", mnc="10", country_code="GB", connection_type=""
+        )
+        # Usage is unchanged by the lookup; lastSeen is no data-usage time.
+        assert (report.used_bytes, report.total_bytes) == (250_000_000, 1_000_000_000)
+        assert report.raw_status == {"bundleState": "active", "profileStatus": "Installed"}
+        assert report.last_usage_at is None
+        [call] = [r for r in seen if r.url.path.endswith("/location")]
+        assert call.method == "GET"
+        assert call.url.path == f"/v2.5/esims/{iccid}/location"
+        assert call.headers["X-API-Key"] == API_KEY
+        assert location_calls(rig, iccid) == [f"/v2.5/esims/{iccid}/location"]
+    finally:
+        await provider.aclose()
+
+
+async def test_location_network_name_country_name_and_three_digit_mnc(rig: Rig) -> None:
+    iccid = await attached(rig)
+    rig.state.set_location(
+        iccid, mcc="310", mnc="410", name="AT&T Mobility", brand=None, country="United States"
+    )
+    assert (await usage(rig, iccid)).last_network == NetworkSighting(
+        "AT&T Mobility", "310", "410", "US", ""
+    )
+    rig.state.set_location(iccid, name="Somewhere Mobile", brand="", country="Narnia")
+    assert (await usage(rig, iccid)).last_network == NetworkSighting(
+        "Somewhere Mobile", "234", "10", "", ""
+    )
+
+
+async def test_never_attached_esim_has_no_network(rig: Rig) -> None:
+    iccid = (await buy(rig)).esims[0].iccid
+    report = await usage(rig, iccid)  # Released, never installed: not even asked
+    assert report.last_network is None
+    assert location_calls(rig, iccid) == []
+
+    rig.state.set_profile(iccid, "Installed", installed_ms=1767300000000)
+    report = await usage(rig, iccid)  # installed, never attached: the upstream says 404
+    assert report.last_network is None
+    assert report.raw_status["profileStatus"] == "Installed"
+    assert report.total_bytes == 1_000_000_000
+    assert len(location_calls(rig, iccid)) == 1
+
+    # An answer that names no network is no sighting either.
+    rig.state.esims[iccid].location = {
+        "mobileNetworkCode": "",
+        "networkName": "",
+        "country": "",
+        "lastSeen": None,
+    }
+    assert (await usage(rig, iccid)).last_network is None
+    assert len(location_calls(rig, iccid)) == 2
+
+
+@pytest.mark.parametrize(
+    "mode", ["http_500", "http_503", "http_429", "invalid_json", "redirect", "business_error"]
+)
+async def test_location_failure_keeps_the_usage_report(rig: Rig, mode: str) -> None:
+    iccid = await attached(rig)
+    rig.state.set_location(iccid)
+    rig.state.fault("location", mode)  # type: ignore[arg-type]
+    report = await usage(rig, iccid)
+    assert report.last_network is None
+    assert (report.used_bytes, report.total_bytes) == (250_000_000, 1_000_000_000)
+    assert report.raw_status == {"bundleState": "active", "profileStatus": "Installed"}
+    assert len(location_calls(rig, iccid)) == 1
+    rig.state.clear_faults()
+    assert (await usage(rig, iccid)).last_network is not None
 
 
 # --- (e) top-up ---------------------------------------------------------------------------------

@@ -16,6 +16,27 @@ operator to reconcile against ``GET /orders``. That memory does not survive a re
 
 Top-ups are orders of a compatible bundle for an existing ICCID. Cancel is not offered: refunds
 are disabled on eSIM Go accounts by default, and revoking a bundle without one loses the money.
+
+**Data units.** eSIM Go's catalogue ``dataAmount`` is in *decimal* MB (1000 MB = 1 GB =
+1 000 000 000 bytes; :data:`BYTES_PER_MB`), and its assignments count decimal bytes. The port
+carries exact bytes, so a "1GB" eSIM Go bundle is listed with ``data_bytes = 1_000_000_000``,
+which downstream (binary units) is 953.67 MB (``data_amount_gb`` 0.931). That is what the customer
+really gets, so such a bundle is deliberately *not* the same product as a binary 1 GB
+(1 073 741 824 bytes) package of another upstream: the catalogue's identity key includes
+``data_bytes``, so the two are never merged into one package and routing never sends an order for
+one to the other.
+
+**Live status.** :meth:`EsimGoProvider.query_usage` also asks ``GET /esims/{iccid}/location`` and
+fills ``UsageReport.last_network``: the operator is ``networkBrandName`` (else ``networkName``),
+MCC/MNC come from ``mobileNetworkCode`` read as the PLMN (:func:`~.wire.split_plmn`), and the
+country (a code or a name upstream) is normalised to ISO 3166-1 alpha-2
+(:func:`~.countries.country_code`; ``""`` when it names no known country). eSIM Go reports no
+radio technology, so ``connection_type`` is ``""`` (unknown), as other adapters do. ``lastSeen`` is
+when the network last saw the device (attach or location update), not when it last used data, so
+it is not ``last_usage_at``; the port has no field for it and it is not a status word, so it is
+dropped. The location is a nicety: a never-attached eSIM (404, or an answer naming no network),
+any other refusal and any technical failure leave ``last_network`` empty and the usage report
+stands. A profile still ``Released`` and never installed cannot have attached, so it is not asked.
 """
 
 from __future__ import annotations
@@ -28,7 +49,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
@@ -47,6 +68,7 @@ from esimgate.providers.base import (
     LogicalError,
     LogicalReason,
     Money,
+    NetworkSighting,
     OrderRequest,
     PackageKind,
     ProviderNotice,
@@ -59,12 +81,16 @@ from esimgate.providers.base import (
     UsageReport,
 )
 from esimgate.providers.esimgo.client import PRODUCTION_BASE_URL, PROVIDER, EsimGoClient
+from esimgate.providers.esimgo.countries import country_code
 from esimgate.providers.esimgo.wire import (
     Assignment,
     Bundle,
     Callback,
+    EsimDetails,
+    Location,
     OrderResponse,
     parse_time,
+    split_plmn,
 )
 from esimgate.providers.registry import AdapterConfig
 
@@ -150,11 +176,12 @@ class EsimGoProvider:
             Capability.ORDER,
             Capability.ORDER_LOOKUP,
             Capability.USAGE,
+            Capability.LIVE_STATUS,  # last network from GET /esims/{iccid}/location
             Capability.TOPUP,
             Capability.WEBHOOKS,
         }
     )
-    max_usage_batch = 1  # no batch endpoint: two calls per eSIM
+    max_usage_batch = 1  # no batch endpoint: two or three calls per eSIM
     requests_per_second = 1.0  # unpublished; integrators throttle to about 1 request/second
 
     def __init__(
@@ -312,8 +339,28 @@ class EsimGoProvider:
                     continue  # unknown to this account: simply absent from the reports
                 raise
             assignments = [a for b in applied.bundles for a in b.assignments if _is_data(a)]
-            reports.append(_usage(ref, details.profileStatus, assignments, self._clock.now()))
+            report = _usage(ref, details.profileStatus, assignments, self._clock.now())
+            sighting = await self._last_network(details)
+            if sighting is not None:
+                report = replace(report, last_network=sighting)
+            reports.append(report)
         return reports
+
+    async def _last_network(self, details: EsimDetails) -> NetworkSighting | None:
+        """The network the eSIM was last seen on; ``None`` when it never attached or the
+        lookup failed (the usage report does not depend on it)."""
+        never_installed = details.firstInstalledDateTime in (None, "", 0)
+        if (details.profileStatus or "").casefold() == "released" and never_installed:
+            return None  # not on any device yet: nothing can have attached
+        try:
+            location = await self._client.get_location(details.iccid)
+        except LogicalError as exc:
+            log.debug("eSIM Go has no location for %s: %s", details.iccid, exc.message)
+            return None
+        except TechnicalError as exc:
+            log.warning("eSIM Go location of %s unavailable: %s", details.iccid, exc.message)
+            return None
+        return _sighting(location)
 
     # --- top-ups ----------------------------------------------------------------------------
 
@@ -566,6 +613,22 @@ def _package(bundle: Bundle, currency: str) -> ProviderPackage:
         is_topup=_is_topup(bundle),
         rechargeable=True,  # any compatible bundle can be added to an eSIM Go eSIM
         daily_data=daily,
+    )
+
+
+def _sighting(location: Location) -> NetworkSighting | None:
+    """A location answer as the port's sighting; ``None`` when it names no network (how an
+    answer for a never-attached eSIM may look, instead of a 404)."""
+    operator = (location.networkBrandName or "").strip() or (location.networkName or "").strip()
+    mcc, mnc = split_plmn(location.mobileNetworkCode)
+    if not operator and not mnc:
+        return None
+    return NetworkSighting(
+        operator=operator,
+        mcc=mcc,
+        mnc=mnc,
+        country_code=country_code(location.country) or "",
+        connection_type="",  # eSIM Go does not say which radio (2G…5G) the device used
     )
 
 

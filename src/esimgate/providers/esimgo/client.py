@@ -29,6 +29,7 @@ from esimgate.providers.esimgo.wire import (
     EsimDetails,
     EsimList,
     InstallDetails,
+    Location,
     OrderResponse,
     StatusBody,
 )
@@ -137,6 +138,11 @@ class EsimGoClient:
         params = {"includeUsed": "true", "limit": "200"}
         path = f"/esims/{quote(iccid, safe='')}/bundles"
         return _model(EsimBundles, await self._call("GET", path, params=params))
+
+    async def get_location(self, iccid: str) -> Location:
+        """Where the network last saw the eSIM (operator, PLMN, country, time)."""
+        path = f"/esims/{quote(iccid, safe='')}/location"
+        return _model(Location, await self._call("GET", path))
 
     async def is_compatible(self, iccid: str, bundle: str) -> bool:
         path = f"/esims/{quote(iccid, safe='')}/compatible/{quote(bundle, safe='')}"

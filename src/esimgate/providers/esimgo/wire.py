@@ -199,6 +199,20 @@ class EsimBundles(Wire):
     bundles: list[AppliedBundle] = []
 
 
+class Location(Wire):
+    """``GET /esims/{iccid}/location``: where the network last saw the eSIM.
+
+    Every field is optional in the schema, and all are strings: ``mobileNetworkCode`` is read as
+    the PLMN (MCC + MNC, see :func:`split_plmn`), ``country`` may be a code or a name, and
+    ``lastSeen`` is a timestamp. Numbers are accepted as text (``23410`` = ``"23410"``)."""
+
+    mobileNetworkCode: Text | None = None
+    networkName: str | None = None
+    networkBrandName: str | None = None
+    country: str | None = None
+    lastSeen: Any = None
+
+
 class Compatibility(Wire):
     compatible: bool
 
@@ -229,6 +243,26 @@ class Callback(Wire):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+_PLMN = re.compile(r"(\d{3})[\s/:._-]?(\d{2,3})")
+_DIGITS = re.compile(r"\d{1,3}")
+
+
+def split_plmn(value: str | None) -> tuple[str, str]:
+    """``(mcc, mnc)`` from eSIM Go's ``mobileNetworkCode``.
+
+    The field is documented only as "Mobile Network Code". Read as the combined PLMN it is what
+    it looks like in practice: the MCC is always 3 digits and the MNC 2 or 3, so ``"23410"`` is
+    234/10 and ``"310410"`` is 310/410 (a separator, ``"234-10"``, is accepted too). A value of
+    1 to 3 digits is taken as the MNC alone, with the MCC unknown (``""``); anything else
+    yields ``("", "")`` rather than a guess."""
+    text = (value or "").strip()
+    if match := _PLMN.fullmatch(text):
+        return match.group(1), match.group(2)
+    if _DIGITS.fullmatch(text):
+        return "", text
+    return "", ""
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
