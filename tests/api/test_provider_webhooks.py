@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from esimgate.orders.models import Order
-from esimgate.providers.base import LogicalError, LogicalReason, ProviderNotice
+from esimgate.providers.base import Capability, LogicalError, LogicalReason, ProviderNotice
 from esimgate.providers.inbound import ProviderWebhook
 from esimgate.providers.repository import ProviderAccountRepository
 from esimgate.providers.simulator.adapter import SimulatorProvider
@@ -29,7 +29,7 @@ class SigningSimulator:
     def __init__(self, inner: SimulatorProvider) -> None:
         self.inner = inner
         self.kind = inner.kind
-        self.capabilities = inner.capabilities
+        self.capabilities = inner.capabilities | {Capability.WEBHOOKS}
         self.max_usage_batch = inner.max_usage_batch
         self.requests_per_second = inner.requests_per_second
         self.get_calls = 0

@@ -22,6 +22,7 @@ from esimgate.accounts.repository import AccountRepository
 from esimgate.accounts.service import AccountNotFound, NewAccount, create_account, find_account
 from esimgate.auth.keys import KeyNotFound, KeyRepository, issue_key, revoke_key
 from esimgate.auth.signature import sign
+from esimgate.cli.esims import esims_app
 from esimgate.cli.providers import providers_app
 from esimgate.cli.sim import SIM_ERRORS, sim_app
 from esimgate.cli.webhooks import webhooks_app
@@ -54,6 +55,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(sim_app, name="sim")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(providers_app, name="providers")
+app.add_typer(esims_app, name="esims")
 
 console = Console()
 errors = Console(stderr=True)

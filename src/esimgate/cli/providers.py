@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from esimgate.providers.base import BalanceReader
 from esimgate.providers.models import ProviderAccount
 from esimgate.providers.registry import FACTORIES
 from esimgate.providers.repository import ProviderAccountRepository
@@ -112,6 +114,9 @@ def test(name: str) -> None:
 
     async def work(runtime: Runtime) -> str:
         adapter = runtime.providers.adapter(await _named(runtime, name))
+        if isinstance(adapter, BalanceReader):  # the cheapest authenticated call there is
+            balance = await adapter.balance()
+            return f"balance {_amount(balance.amount_e4)} {balance.currency}"
         check = getattr(adapter, "check", None)
         if check is not None:
             result: str = await check()
@@ -119,6 +124,12 @@ def test(name: str) -> None:
         return f"{len(await adapter.list_packages())} packages listed"
 
     console.print(f"{escape(name)}: ok, {escape(run(work))}")
+
+
+def _amount(amount_e4: int) -> str:
+    """1/10000 units as a decimal: two places unless more are needed to be exact."""
+    value = Decimal(amount_e4).scaleb(-4)
+    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else f"{value:f}"
 
 
 def _set_enabled(name: str, enabled: bool) -> None:

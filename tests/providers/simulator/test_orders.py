@@ -56,6 +56,7 @@ def test_implements_the_port_with_its_capabilities(sim: SimulatorProvider) -> No
         Capability.BATCH_USAGE,
         Capability.TOPUP,
         Capability.CANCEL,
+        Capability.SUSPEND,
     }
 
 

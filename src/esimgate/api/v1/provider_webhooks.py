@@ -11,7 +11,7 @@ from esimgate.api.errors import documented
 from esimgate.auth.authenticate import client_ip
 from esimgate.auth.errors import InvalidSignature
 from esimgate.errors import NotFound
-from esimgate.providers.base import LogicalError, WebhookReceiver
+from esimgate.providers.base import Capability, LogicalError, WebhookReceiver
 from esimgate.providers.inbound import store
 from esimgate.providers.repository import ProviderAccountRepository
 
@@ -31,8 +31,9 @@ async def receive(
     async with runtime.sessions() as session:
         account = await ProviderAccountRepository(session).by_name(provider_account)
     adapter = runtime.providers.adapter(account) if account else None
-    if account is None or not isinstance(adapter, WebhookReceiver):
+    if account is None or not receives_webhooks(adapter):
         raise NotFound("No provider account here receives webhooks")
+    assert isinstance(adapter, WebhookReceiver)
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InvalidSignature("Notification refused", detail="body too large")
@@ -50,5 +51,12 @@ async def probe(provider_account: Annotated[str, Path(max_length=64)], runtime: 
     """Upstreams (Airalo) check the URL with a HEAD request before they send to it."""
     async with runtime.sessions() as session:
         account = await ProviderAccountRepository(session).by_name(provider_account)
-    if account is None or not isinstance(runtime.providers.adapter(account), WebhookReceiver):
+    if account is None or not receives_webhooks(runtime.providers.adapter(account)):
         raise NotFound("No provider account here receives webhooks")
+
+
+def receives_webhooks(adapter: object) -> bool:
+    """An adapter that can verify notifications and is configured to (a secret is set)."""
+    return isinstance(adapter, WebhookReceiver) and Capability.WEBHOOKS in getattr(
+        adapter, "capabilities", frozenset()
+    )

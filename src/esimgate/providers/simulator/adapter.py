@@ -6,16 +6,24 @@ its state lives in its own ``sim_*`` tables. Every call is one short transaction
 gateway processes can share one simulator through the database.
 
 Besides the port, it offers the device-side events a real upstream would observe (install,
-attach, use, expiry, deletion) for the ``esimgate sim`` commands and for tests.
+attach, use, expiry, deletion) for the ``esimgate sim`` commands and for tests, suspension of a
+line, and, when the account has a ``webhook_secret`` credential, signed notifications: it writes
+them (:meth:`SimulatorProvider.notification`, ``X-Simulator-Signature: sha256=<HMAC-SHA256 of the
+raw body>``) and verifies them (:meth:`SimulatorProvider.parse_webhook`) as a real upstream's
+would be. The embedded simulator does not POST them itself: its state is esimgate's own database,
+so nothing waits on them; they exist so the inbound webhook path can be exercised end to end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import json
 import math
+import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -36,6 +44,7 @@ from esimgate.providers.base import (
     Money,
     NetworkSighting,
     OrderRequest,
+    ProviderNotice,
     ProviderPackage,
     Purchase,
     PurchaseState,
@@ -87,6 +96,7 @@ class SimulatorProvider:
             Capability.BATCH_USAGE,
             Capability.TOPUP,
             Capability.CANCEL,
+            Capability.SUSPEND,
         }
     )
     max_usage_batch = 100
@@ -102,6 +112,7 @@ class SimulatorProvider:
         async_delay_seconds: float = 30.0,
         latency_ms: float = 0.0,
         reporting_lag_seconds: float = 0.0,
+        webhook_secret: str = "",
     ) -> None:
         self.account = account  # scopes rows: each simulator account is a separate upstream
         self.seed = seed
@@ -114,6 +125,9 @@ class SimulatorProvider:
         self._clock = clock
         self._catalogue = build_catalogue(seed)
         self._packages = {p.provider_code: p for p in self._catalogue}
+        self._webhook_key = webhook_secret.encode()
+        if webhook_secret:
+            self.capabilities = self.capabilities | {Capability.WEBHOOKS}
 
     @classmethod
     def from_config(cls, config: AdapterConfig) -> SimulatorProvider:
@@ -126,6 +140,7 @@ class SimulatorProvider:
             async_delay_seconds=float(credentials.get("async_delay_seconds", "30")),
             latency_ms=float(credentials.get("latency_ms", "0")),
             reporting_lag_seconds=float(credentials.get("reporting_lag_seconds", "0")),
+            webhook_secret=credentials.get("webhook_secret", ""),
         )
 
     async def _upstream_latency(self) -> None:
@@ -220,6 +235,77 @@ class SimulatorProvider:
             return CancelResult(
                 ref, cancelled=True, refund=Money(order.unit_cost_e4, order.currency)
             )
+
+    # --- suspension (operator actions) -------------------------------------------------------
+
+    async def suspend(self, esim: EsimRef) -> None:
+        """Bar the line; a suspended line stays suspended (repeating is harmless)."""
+        await self._upstream_latency()
+
+        def change(row: SimEsim, now: datetime) -> None:
+            if row.line_state == LineState.CANCELLED or row.plan_state == PlanState.CANCELLED:
+                raise _refuse(LogicalReason.NOT_ALLOWED, "the eSIM is cancelled")
+            row.line_state = LineState.SUSPENDED
+
+        await self._change_ref(esim, change)
+
+    async def resume(self, esim: EsimRef) -> None:
+        """Lift a suspension: the line is active again if it had ever attached."""
+        await self._upstream_latency()
+
+        def change(row: SimEsim, now: datetime) -> None:
+            if row.line_state == LineState.CANCELLED or row.plan_state == PlanState.CANCELLED:
+                raise _refuse(LogicalReason.NOT_ALLOWED, "the eSIM is cancelled")
+            if row.line_state == LineState.SUSPENDED:
+                active = row.activated_at is not None
+                row.line_state = LineState.ACTIVE if active else LineState.NOT_ACTIVE
+
+        await self._change_ref(esim, change)
+
+    # --- notifications ----------------------------------------------------------------------
+
+    def notification(
+        self, kind: str, *, reference: str | None = None, iccid: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A signed notification as this upstream sends it: headers and raw body."""
+        if not self._webhook_key:
+            raise _refuse(LogicalReason.NOT_ALLOWED, "this simulator account has no webhooks")
+        event = {
+            "id": uuid.uuid4().hex,
+            "type": kind,
+            "reference": reference,
+            "iccid": iccid,
+            "sentAt": self._clock.now().isoformat(),
+        }
+        body = json.dumps(event, separators=(",", ":")).encode()
+        return {"x-simulator-signature": self._signature(body)}, body
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, client_ip: str
+    ) -> ProviderNotice:
+        given = {k.lower(): v for k, v in headers.items()}.get("x-simulator-signature", "")
+        if not self._webhook_key or not hmac.compare_digest(
+            given.encode(), self._signature(body).encode()
+        ):
+            raise _refuse(LogicalReason.REJECTED, "bad or missing X-Simulator-Signature")
+        try:
+            event = json.loads(body)
+        except ValueError:
+            raise _refuse(LogicalReason.REJECTED, "not a simulator notification") from None
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+            raise _refuse(LogicalReason.REJECTED, "not a simulator notification")
+        reference, iccid, kind = event.get("reference"), event.get("iccid"), event.get("type")
+        return ProviderNotice(
+            event_id=event["id"][:200],
+            kind=kind[:100] if isinstance(kind, str) else "unknown",
+            reference=reference if isinstance(reference, str) and len(reference) <= 200 else None,
+            iccid=iccid
+            if isinstance(iccid, str) and iccid.isdigit() and len(iccid) <= 22
+            else None,
+        )
+
+    def _signature(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self._webhook_key, body, hashlib.sha256).hexdigest()
 
     # --- device-side events (the `esimgate sim` commands) ------------------------------------
 
@@ -431,8 +517,18 @@ class SimulatorProvider:
         return row
 
     async def _change(self, iccid: str, change: Callable[[SimEsim, datetime], None]) -> UsageReport:
+        return await self._change_where(SimEsim.iccid == iccid, change)
+
+    async def _change_ref(
+        self, esim: EsimRef, change: Callable[[SimEsim, datetime], None]
+    ) -> UsageReport:
+        return await self._change_where(_matching(esim), change)
+
+    async def _change_where(
+        self, where: ColumnElement[bool], change: Callable[[SimEsim, datetime], None]
+    ) -> UsageReport:
         async with unit_of_work(self._sessions) as session:
-            esim, order = await self._locked_esim(session, SimEsim.iccid == iccid)
+            esim, order = await self._locked_esim(session, where)
             now = self._clock.now()
             esim.settle(now)
             change(esim, now)
