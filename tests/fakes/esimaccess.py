@@ -11,7 +11,11 @@ Reproduced on purpose (see /work/shared/providers/esimaccess.md §2, §3, §7, �
 * envelope drift: ``errorCode`` ``"0"`` or ``null``, ``errorMsg`` mostly but ``errorMessage`` on
   some errors, ``obj`` ``{}`` or ``null``; with ``quirky`` numbers sometimes arrive as strings
   and ``success`` as the string ``"true"``;
-* ``transactionId`` de-duplicates orders and top-ups; the balance is debited and refunded;
+* ``transactionId`` de-duplicates orders and top-ups; the balance is debited and refunded, and
+  ``/balance/query`` reports it (× 10 000);
+* ``/esim/suspend`` and ``/esim/unsuspend`` (by ``esimTranNo`` or ``iccid``): ``GOT_RESOURCE`` or
+  ``IN_USE`` → ``SUSPENDED`` → back to the status it had; anything else, a repeat included, is
+  ``200002`` (the real upstream documents neither, so the fake is strict); unknown → ``310403``;
 * allocation is asynchronous: ``/esim/query`` by ``orderNo`` answers ``200010`` for the first
   ``allocation_polls`` queries (or until :meth:`FakeState.allocate`);
 * ICCIDs are reused across orders (a small pool), so keying on ``esimTranNo`` matters;
@@ -146,6 +150,7 @@ class FakeEsim:
     order_usage: int = 0
     activate_time: datetime | None = None
     last_update_time: datetime | None = None
+    suspended_from: str | None = None  # the esimStatus /esim/unsuspend restores
 
 
 @dataclass
@@ -215,6 +220,8 @@ class FakeState:
     def set_status(self, esim_tran_no: str, esim_status: str, smdp_status: str) -> None:
         esim = self.esims[esim_tran_no]
         esim.esim_status, esim.smdp_status = esim_status, smdp_status
+        if esim_status != "SUSPENDED":
+            esim.suspended_from = None
         if esim_status == "IN_USE" and esim.activate_time is None:
             esim.activate_time = self.now()
 
@@ -505,6 +512,40 @@ def make_app(
             state.balance += placed.unit_price
         return _ok(None, success="true" if state.quirky else True)
 
+    def target(body: dict[str, Any]) -> FakeEsim | JSONResponse:
+        """The eSIM a suspend/unsuspend body names, or the error to answer."""
+        tran_no, iccid = body.get("esimTranNo"), body.get("iccid")
+        if not tran_no and not iccid:
+            return _error("000105", "esimTranNo or iccid is mandatory")
+        esim = state.esims.get(str(tran_no)) if tran_no else None
+        if esim is None and iccid:
+            esim = next((e for e in state.esims.values() if e.iccid == iccid), None)
+        if esim is None:
+            return _error("310403", "eSIM not found")
+        return esim
+
+    async def suspend(body: dict[str, Any]) -> Response:
+        esim = target(body)
+        if isinstance(esim, JSONResponse):
+            return esim
+        if esim.esim_status not in ("GOT_RESOURCE", "IN_USE"):
+            return _error("200002", "operation not allowed in current status")
+        esim.suspended_from, esim.esim_status = esim.esim_status, "SUSPENDED"
+        return _ok({})
+
+    async def unsuspend(body: dict[str, Any]) -> Response:
+        esim = target(body)
+        if isinstance(esim, JSONResponse):
+            return esim
+        if esim.esim_status != "SUSPENDED":
+            return _error("200002", "operation not allowed in current status")
+        esim.esim_status = esim.suspended_from or "IN_USE"
+        esim.suspended_from = None
+        return _ok({})
+
+    async def balance(body: dict[str, Any]) -> Response:
+        return _ok({"balance": str(state.balance) if state.quirky else state.balance})
+
     handlers = {
         "/package/list": package_list,
         "/esim/order": order,
@@ -512,6 +553,9 @@ def make_app(
         "/esim/usage/query": usage,
         "/esim/topup": topup,
         "/esim/cancel": cancel,
+        "/esim/suspend": suspend,
+        "/esim/unsuspend": unsuspend,
+        "/balance/query": balance,
     }
 
     def endpoint(path: str) -> Callable[[Request], Any]:

@@ -11,6 +11,29 @@ esimgate passes the stored ``orderNo`` to ``get_order`` when the create answer r
 also remember ``reference → orderNo`` for orders this process placed, and otherwise scan
 ``/esim/query`` over a recent time window for eSIMs carrying that ``transactionId`` (which only
 finds orders whose profiles are already allocated).
+
+Suspend and resume (``/esim/suspend``, ``/esim/unsuspend``, §5.5) name the eSIM by
+``esimTranNo`` only: the notes accept an ``iccid`` instead, but ICCIDs are reused. The upstream
+documents neither the states that allow them nor what a repeat answers, so both are made safe
+to repeat here, judged by the state the eSIM ends in rather than by the call:
+
+* ``suspend`` of an eSIM that is already ``SUSPENDED`` succeeds and changes nothing. If the
+  upstream refuses it (``200002``), the eSIM is queried; when it reads ``SUSPENDED`` the refusal
+  was only "already done" and is swallowed, otherwise ``LogicalError(NOT_ALLOWED)`` stands (a
+  cancelled, revoked or expired eSIM cannot be suspended).
+* ``resume`` of an eSIM that is not suspended and still in service (``GOT_RESOURCE``,
+  ``IN_USE``, ``USED_UP``) succeeds and changes nothing, by the same query after a refusal; a
+  cancelled, revoked or expired eSIM stays ``NOT_ALLOWED``.
+* If that follow-up query fails, its ``TechnicalError`` is raised: nothing changed upstream, and
+  a retry settles it.
+
+An unknown eSIM is ``LogicalError(NOT_FOUND)`` (``310403``). After a suspend, ``/esim/query``
+reports ``esimStatus = SUSPENDED``, which :meth:`query_usage` passes on in ``raw_status``.
+
+The balance (``/balance/query``, §5.7) is an integer × 10 000, the port's own unit. Its
+currency is not documented: it is the one the answer names if it ever does, else the single
+currency of the catalogue once :meth:`list_packages` has read it, else USD (the account
+currency of every documented example).
 """
 
 from __future__ import annotations
@@ -61,6 +84,11 @@ REMEMBERED_ORDERS: Final = 10_000
 # esimStatus words meaning "bought, profile not ready yet".
 _ALLOCATING: Final = frozenset({"CREATE", "PAYING", "PAID", "GETTING_RESOURCE"})
 _GLOBAL_CODES: Final = frozenset({"!GL", "GL", "GLOBAL"})
+_SUSPENDED: Final = frozenset({"SUSPENDED"})
+# esimStatus words of an eSIM that is not suspended and whose service can run: resume() of one
+# has nothing to undo.
+_IN_SERVICE: Final = frozenset({"GOT_RESOURCE", "IN_USE", "USED_UP"})
+DEFAULT_CURRENCY: Final = "USD"
 
 
 def _credential(credentials: Mapping[str, str], *names: str) -> str | None:
@@ -97,6 +125,7 @@ class EsimAccessProvider:
             Capability.BATCH_USAGE,
             Capability.TOPUP,
             Capability.CANCEL,
+            Capability.SUSPEND,
             Capability.WEBHOOKS,
         }
     )
@@ -115,6 +144,7 @@ class EsimAccessProvider:
         self._lookup_window = timedelta(days=lookup_days)
         self._orders: OrderedDict[str, tuple[str, Money | None]] = OrderedDict()
         self._prices: dict[str, Money] = {}
+        self._currency = DEFAULT_CURRENCY
 
     @classmethod
     def from_config(cls, config: AdapterConfig) -> EsimAccessProvider:
@@ -145,6 +175,9 @@ class EsimAccessProvider:
                 if package is not None:
                     packages.setdefault(package.provider_code, package)
         self._prices = {code: package.cost for code, package in packages.items()}
+        currencies = {package.cost.currency for package in packages.values()}
+        if len(currencies) == 1:  # the account's currency, as its prices show it
+            self._currency = currencies.pop()
         return list(packages.values())
 
     # --- orders -----------------------------------------------------------------------------
@@ -325,6 +358,46 @@ class EsimAccessProvider:
             raise
         # Full price is refunded to the balance (§5.4); the amount is not in the answer.
         return CancelResult(esim, cancelled=True)
+
+    # --- suspend and resume (Suspender) -----------------------------------------------------
+
+    async def suspend(self, esim: EsimRef) -> None:
+        """Suspend the eSIM's data service; a no-op when it is already suspended."""
+        if not esim.provider_esim_id:
+            raise _refuse(LogicalReason.REJECTED, "eSIM Access suspends need the esimTranNo")
+        try:
+            await self._client.suspend(esim.provider_esim_id)
+        except LogicalError as exc:
+            if exc.reason is LogicalReason.NOT_ALLOWED and await self._status_in(esim, _SUSPENDED):
+                return  # already suspended: the state asked for holds
+            raise
+
+    async def resume(self, esim: EsimRef) -> None:
+        """Unsuspend the eSIM; a no-op when it is in service and not suspended."""
+        if not esim.provider_esim_id:
+            raise _refuse(LogicalReason.REJECTED, "eSIM Access unsuspends need the esimTranNo")
+        try:
+            await self._client.unsuspend(esim.provider_esim_id)
+        except LogicalError as exc:
+            if exc.reason is LogicalReason.NOT_ALLOWED and await self._status_in(esim, _IN_SERVICE):
+                return  # not suspended and still in service: nothing to undo
+            raise
+
+    async def _status_in(self, ref: EsimRef, wanted: frozenset[str]) -> bool:
+        """Whether the eSIM's current ``esimStatus`` is one of ``wanted``."""
+        try:
+            esim = await self._one_esim(ref)
+        except StillAllocating:
+            return False
+        return esim is not None and (esim.esim_status or "").strip().upper() in wanted
+
+    # --- balance (BalanceReader) ------------------------------------------------------------
+
+    async def balance(self) -> Money:
+        """Our prepaid balance at eSIM Access, exactly (× 10 000 on the wire and in the port)."""
+        answer = await self._client.balance()
+        currency = (answer.currency_code or "").strip().upper() or self._currency
+        return Money(answer.balance, currency)
 
     # --- webhooks (WebhookReceiver) ---------------------------------------------------------
 

@@ -179,6 +179,20 @@ class EsimAccessClient:
     async def cancel(self, esim_tran_no: str) -> None:
         await self._call("/esim/cancel", {"esimTranNo": esim_tran_no})
 
+    async def suspend(self, esim_tran_no: str) -> None:
+        """``/esim/suspend`` with ``{"esimTranNo": …}``: the notes accept ``iccid`` instead, but
+        ICCIDs are reused (§7.1), so the per-eSIM number is the only safe key."""
+        await self._call("/esim/suspend", {"esimTranNo": esim_tran_no})
+
+    async def unsuspend(self, esim_tran_no: str) -> None:
+        """``/esim/unsuspend`` with ``{"esimTranNo": …}`` (see :meth:`suspend`)."""
+        await self._call("/esim/unsuspend", {"esimTranNo": esim_tran_no})
+
+    async def balance(self) -> wire.BalanceObj:
+        """``/balance/query`` with body ``{}``; the balance is an integer × 10 000."""
+        obj = await self._call("/balance/query", {})
+        return self._parse(wire.BalanceObj, obj, "/balance/query")
+
     # --- plumbing -------------------------------------------------------------------------
 
     def _headers(self, body: str) -> dict[str, str]:

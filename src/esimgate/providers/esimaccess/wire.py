@@ -196,3 +196,19 @@ class TopUpObj(_Model):
     total_volume: Int | None = Field(default=None, alias="totalVolume")
     total_duration: Int | None = Field(default=None, alias="totalDuration")
     order_usage: Int | None = Field(default=None, alias="orderUsage")
+
+
+# --- /esim/suspend, /esim/unsuspend ----------------------------------------------------------
+# Both answer ``obj: {}`` (§5.5), like /esim/cancel; the success envelope is the whole answer,
+# so nothing in ``obj`` is read.
+
+
+# --- /balance/query --------------------------------------------------------------------------
+
+
+class BalanceObj(_Model):
+    """``obj`` of /balance/query (§5.7): ``{"balance": 940000}`` = 94.00, × 10 000 like every
+    amount. No currency is documented; ``currencyCode`` is read if it is ever sent."""
+
+    balance: Int
+    currency_code: str | None = Field(default=None, alias="currencyCode")
