@@ -5,14 +5,18 @@ pk_test_…`` auth, ``X-Signature`` on writes (flattened/sorted HMAC-SHA256, rec
 independent canonicaliser), the ``{timestamp,statusCode,errorCode,message}`` error body, SPU/SKU
 products with ``data`` as a display string, always-asynchronous orders (ids only on create, eSIMs
 once :meth:`FakeState.fulfil` runs), orders found by orderId or trackId, ``/products/esim/:iccid``
-with ``activityLogs`` / ``simStatus`` / ``usageInfoList`` and a cancel endpoint at the adapter's
-default (unverified) path. A duplicate ``trackId`` is refused with a configurable ``errorCode``.
+with ``activityLogs`` / ``simStatus`` / ``usageInfoList``, ``/products/sim/:iccid`` for physical
+SIMs (doc §5.7, path unverified: the same shape with ``productInfo.type: "SIM"``; register one with
+:meth:`FakeState.add_sim`) and a cancel endpoint at the adapter's default (unverified) path. Each
+of the two information endpoints knows only its own kind: an eSIM's ICCID is a 404 on the SIM
+endpoint and the other way round (the doc is silent; this is the plainest reading). A duplicate
+``trackId`` is refused with a configurable ``errorCode``.
 
 Fault injection per endpoint (``state.fail(endpoint, mode, times)``): ``http_500``,
 ``http_500_after_commit`` (create only: the order exists, the answer is a 500), ``http_429``
 (with ``Retry-After``), ``invalid_json``, ``redirect``, ``http_404``, ``business_error``,
 ``slow``, ``oversized``.
-Endpoints: ``products``, ``create_order``, ``get_order``, ``cancel_order``, ``esim``.
+Endpoints: ``products``, ``create_order``, ``get_order``, ``cancel_order``, ``esim``, ``sim``.
 """
 
 from __future__ import annotations
@@ -173,6 +177,7 @@ class FakeState:
     products: list[dict[str, Any]] = field(default_factory=lambda: json.loads(json.dumps(PRODUCTS)))
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by trackId
     esims: dict[str, FakeEsim] = field(default_factory=dict)  # by ICCID
+    sims: dict[str, FakeEsim] = field(default_factory=dict)  # physical SIMs, by ICCID
     faults: dict[str, list[str]] = field(default_factory=dict)  # endpoint → modes, one per call
     duplicate_code: str = "DUPLICATE_TRACK_ID"
     business_code: str = "INSUFFICIENT_BALANCE"
@@ -230,6 +235,40 @@ class FakeState:
         self.orders[track_id].status = "FAILED"
         self.orders[track_id].error = error
 
+    def add_sim(
+        self,
+        *,
+        sku: str = "SVNXY05GB07DFX",
+        used: int = 0,
+        plan_status: str = "UNUSED",
+        profile_status: str | None = None,
+        plan_start: str | None = None,
+        plan_end: str | None = None,
+    ) -> FakeEsim:
+        """A physical SIM sold through this account (outside esimgate), with its usage; only
+        ``GET /products/sim/:iccid`` knows it."""
+        serial = next(self._serial)
+        sim = FakeEsim(
+            iccid=f"8984049{serial:012d}",
+            order_id=str(591989189736539 + serial),
+            track_id=f"sim-order-{serial}",
+            sub_order_id=f"78235a3f02fe6633689{serial:05d}",
+            sub_track_id=f"sim-order-{serial}-1",
+            sku=sku,
+            activation_code="",
+            logs=[{"eid": None, "recordTime": "2025-05-13 22:42:42", "status": "INSTALLED"}],
+        )
+        self.sims[sim.iccid] = sim
+        self.set_usage(
+            sim.iccid,
+            used=used,
+            plan_status=plan_status,
+            profile_status=profile_status,
+            plan_start=plan_start,
+            plan_end=plan_end,
+        )
+        return sim
+
     def set_usage(
         self,
         iccid: str,
@@ -241,7 +280,7 @@ class FakeState:
         plan_start: str | None = None,
         plan_end: str | None = None,
     ) -> None:
-        esim = self.esims[iccid]
+        esim = self.esims.get(iccid) or self.sims[iccid]
         esim.used_traffic = used
         esim.plan_status = plan_status
         esim.plan_start, esim.plan_end = plan_start, plan_end
@@ -498,6 +537,21 @@ def make_app(state: FakeState | None = None) -> tuple[Starlette, FakeState]:
         esim = state.esims.get(request.path_params["iccid"])
         if esim is None:
             return _error(404, "ICCID_NOT_FOUND", "eSIM not found")
+        return JSONResponse(info_json(esim, "eSIM"))
+
+    async def sim_info(request: Request) -> Response:
+        record(request)
+        if (denied := auth(request)) is not None:
+            return denied
+        if (fault := await faulted("sim")) is not None:
+            return fault
+        sim = state.sims.get(request.path_params["iccid"])
+        if sim is None:
+            return _error(404, "ICCID_NOT_FOUND", "SIM not found")
+        return JSONResponse(info_json(sim, "SIM"))
+
+    def info_json(esim: FakeEsim, kind: str) -> dict[str, Any]:
+        """The §5.6 body; ``kind`` is ``productInfo.type`` (``eSIM`` or ``SIM``)."""
         found = state.sku(esim.sku)
         assert found is not None
         product, sku = found
@@ -505,7 +559,7 @@ def make_app(state: FakeState | None = None) -> tuple[Starlette, FakeState]:
             "sku": sku["sku"],
             "spu": product["spu"],
             "name": product["name"],
-            "type": "eSIM",
+            "type": kind,
             "package": sku["package"],
             "days": sku["days"],
             "data": sku["data"],
@@ -515,33 +569,32 @@ def make_app(state: FakeState | None = None) -> tuple[Starlette, FakeState]:
             "pointContactType": None,
             "smsCall": sku.get("smsCall"),
         }
-        return JSONResponse(
-            {
-                "activityLogs": esim.logs,
-                "usageInfoList": esim.usage,
-                "simStatus": {
-                    "planStartTime": esim.plan_start,
-                    "planEndTime": esim.plan_end,
-                    "remainingDays": 1,
-                    "usedTraffic": esim.used_traffic,
-                    "planStatus": esim.plan_status,
-                },
-                "iccid": esim.iccid,
-                "orderInfo": {
-                    "orderId": esim.order_id,
-                    "trackId": esim.track_id,
-                    "subOrderId": esim.sub_order_id,
-                    "subTrackId": esim.sub_track_id,
-                    "purchaseDate": "2025-05-13T14:42:07.069Z",
-                },
-                "productInfo": product_info,
-            }
-        )
+        return {
+            "activityLogs": esim.logs,
+            "usageInfoList": esim.usage,
+            "simStatus": {
+                "planStartTime": esim.plan_start,
+                "planEndTime": esim.plan_end,
+                "remainingDays": 1,
+                "usedTraffic": esim.used_traffic,
+                "planStatus": esim.plan_status,
+            },
+            "iccid": esim.iccid,
+            "orderInfo": {
+                "orderId": esim.order_id,
+                "trackId": esim.track_id,
+                "subOrderId": esim.sub_order_id,
+                "subTrackId": esim.sub_track_id,
+                "purchaseDate": "2025-05-13T14:42:07.069Z",
+            },
+            "productInfo": product_info,
+        }
 
     app = Starlette(
         routes=[
             Route("/api/v1/products", products, methods=["GET"]),
             Route("/api/v1/products/esim/{iccid}", esim_info, methods=["GET"]),
+            Route("/api/v1/products/sim/{iccid}", sim_info, methods=["GET"]),
             Route("/api/v1/orders", create_order, methods=["POST"]),
             Route("/api/v1/orders/cancel", cancel_order, methods=["POST"]),
             Route("/api/v1/orders/{id}", get_order, methods=["GET"]),

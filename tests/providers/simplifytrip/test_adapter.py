@@ -356,6 +356,95 @@ async def test_usage_daily_plan_total_and_unknown_iccid(
         await provider.query_usage([EsimRef("1", "1"), EsimRef("2", "2")])
 
 
+def _info_calls(state: FakeState, iccid: str) -> list[str]:
+    """The information endpoints asked about one ICCID, in order."""
+    wanted = (f"/api/v1/products/esim/{iccid}", f"/api/v1/products/sim/{iccid}")
+    return [r["path"] for r in state.requests if r["path"] in wanted]
+
+
+async def test_physical_sim_usage_is_reported(
+    provider: SimplifyTripProvider, state: FakeState
+) -> None:
+    sim = state.add_sim(
+        used=1_234_567_891,
+        plan_status="IN_USE",
+        profile_status="ENABLED",
+        plan_start="2025-05-14T01:00:00.000Z",
+        plan_end="2025-05-21T01:00:00.000Z",
+    )
+    [report] = await provider.query_usage([EsimRef(sim.iccid, sim.iccid)])
+    assert report.used_bytes == 1_234_567_891
+    assert report.total_bytes == 5 * GIB  # SKU SVNXY05GB07DFX: "5GB"
+    assert report.raw_status == {"status": "ENABLED", "planStatus": "IN_USE"}
+    assert report.esim == EsimRef(sim.iccid, sim.iccid, sim.order_id)
+    assert report.activated_at == datetime(2025, 5, 14, 1, 0, tzinfo=UTC)
+    assert report.expires_at == datetime(2025, 5, 21, 1, 0, tzinfo=UTC)
+    assert report.last_usage_at == datetime(2025, 5, 14, tzinfo=UTC)
+    assert report.observed_at == NOW
+    # The eSIM endpoint first (404), then the physical one, both with our keys.
+    assert _info_calls(state, sim.iccid) == [
+        f"/api/v1/products/esim/{sim.iccid}",
+        f"/api/v1/products/sim/{sim.iccid}",
+    ]
+    asked = next(r for r in state.requests if r["path"].startswith("/api/v1/products/sim/"))
+    assert asked["method"] == "GET"
+    assert asked["headers"]["authorization"] == f"Bearer {SECRET_KEY}"
+    assert asked["headers"]["x-api-key"] == API_KEY
+
+
+async def test_unknown_iccid_is_absent_after_both_endpoints(
+    provider: SimplifyTripProvider, state: FakeState
+) -> None:
+    iccid = "8984049000000000999"
+    assert await provider.query_usage([EsimRef(iccid, iccid)]) == []
+    assert _info_calls(state, iccid) == [
+        f"/api/v1/products/esim/{iccid}",
+        f"/api/v1/products/sim/{iccid}",
+    ]
+
+
+async def test_esim_endpoint_is_preferred(provider: SimplifyTripProvider, state: FakeState) -> None:
+    done = await _completed(provider, state, "pref-1")
+    iccid = done.esims[0].iccid
+    state.set_usage(iccid, used=42, plan_status="IN_USE")
+    [report] = await provider.query_usage([EsimRef(iccid, iccid)])
+    assert report.used_bytes == 42 and report.total_bytes == 6 * GIB
+    assert _info_calls(state, iccid) == [f"/api/v1/products/esim/{iccid}"]
+    assert not any(r["path"].startswith("/api/v1/products/sim/") for r in state.requests)
+
+
+@pytest.mark.parametrize("mode", ["http_500", "http_429", "invalid_json", "redirect", "oversized"])
+async def test_physical_sim_faults_are_technical(
+    provider: SimplifyTripProvider, state: FakeState, mode: str
+) -> None:
+    sim = state.add_sim(used=7, plan_status="IN_USE")
+    state.fail("sim", mode)
+    with pytest.raises(TechnicalError):
+        await provider.query_usage([EsimRef(sim.iccid, sim.iccid)])
+    [report] = await provider.query_usage([EsimRef(sim.iccid, sim.iccid)])  # one-off fault
+    assert report.used_bytes == 7
+
+
+async def test_esim_endpoint_fault_does_not_fall_back(
+    provider: SimplifyTripProvider, state: FakeState
+) -> None:
+    sim = state.add_sim(used=7, plan_status="IN_USE")
+    state.fail("esim", "http_500")
+    with pytest.raises(TechnicalError):
+        await provider.query_usage([EsimRef(sim.iccid, sim.iccid)])
+    assert _info_calls(state, sim.iccid) == [f"/api/v1/products/esim/{sim.iccid}"]
+
+
+async def test_physical_sim_refusal_other_than_not_found_is_raised(
+    provider: SimplifyTripProvider, state: FakeState
+) -> None:
+    sim = state.add_sim(used=7, plan_status="IN_USE")
+    state.fail("sim", "business_error")
+    with pytest.raises(LogicalError) as refused:
+        await provider.query_usage([EsimRef(sim.iccid, sim.iccid)])
+    assert refused.value.reason is not LogicalReason.NOT_FOUND
+
+
 def test_parse_time_formats() -> None:
     assert parse_time("2025-05-13T14:42:07.069Z") == datetime(
         2025, 5, 13, 14, 42, 7, 69000, tzinfo=UTC

@@ -12,7 +12,15 @@ What the upstream gives us, and how it maps to the port:
   duplicate ``trackId`` is undocumented, so :meth:`create_order` looks the reference up before it
   buys, and reconciles by lookup again when the upstream says "duplicate".
 * usage: ``GET /products/esim/:iccid`` — one eSIM per call; bytes; raw status fields ``status``
-  (newest ``activityLogs`` entry) and ``planStatus`` as the status table expects.
+  (newest ``activityLogs`` entry) and ``planStatus`` as the status table expects. When that
+  endpoint does not know the ICCID (404), the ICCID may be a **physical SIM** sold through the
+  same SimplifyTrip account (recharged by ICCID), so :meth:`~SimplifyTripProvider.query_usage`
+  asks ``GET /products/sim/:iccid`` (doc §5.7: **path and response shape unverified**; the
+  §5.6 shape with ``productInfo.type: "SIM"`` is assumed) and reports it exactly like an eSIM.
+  The eSIM endpoint is always asked first, so an eSIM costs one call; a physical SIM costs two;
+  an ICCID neither endpoint knows is absent from the reports. Any other answer from either
+  endpoint (a fault, a refusal other than "not found") is raised as usual. If the physical path
+  turns out wrong, the upstream's 404 for it only keeps such ICCIDs absent, as before.
 * cancel: whole orders only (method/path unverified, configurable); refused here when the order
   holds more than one eSIM. No top-up exists upstream.
 * webhooks: :meth:`SimplifyTripProvider.parse_webhook` accepts a delivery only when
@@ -403,14 +411,24 @@ class SimplifyTripProvider:
             )
         reports: list[UsageReport] = []
         for ref in esims:
-            try:
-                info = await self._client.esim_info(ref.iccid)
-            except LogicalError as exc:
-                if exc.reason is LogicalReason.NOT_FOUND:
-                    continue  # unknown eSIMs are simply absent
-                raise
-            reports.append(self._report(ref, info))
+            info = await self._info(ref.iccid)
+            if info is not None:
+                reports.append(self._report(ref, info))
         return reports
+
+    async def _info(self, iccid: str) -> EsimInfo | None:
+        """The eSIM's information, else the physical SIM's; ``None`` when neither is known."""
+        try:
+            return await self._client.esim_info(iccid)
+        except LogicalError as exc:
+            if exc.reason is not LogicalReason.NOT_FOUND:
+                raise
+        try:
+            return await self._client.get_sim_info(iccid)
+        except LogicalError as exc:
+            if exc.reason is LogicalReason.NOT_FOUND:
+                return None  # unknown ICCIDs are simply absent
+            raise
 
     def _report(self, ref: EsimRef, info: EsimInfo) -> UsageReport:
         raw: dict[str, str] = {}

@@ -142,6 +142,13 @@ class SimplifyTripClient:
         data = await self._call("GET", f"/products/esim/{quote(iccid, safe='')}")
         return self._parse(EsimInfo, data)
 
+    async def get_sim_info(self, iccid: str) -> EsimInfo:
+        """``GET /products/sim/:iccid`` (doc §5.7, path unverified): a physical SIM's status,
+        activity and usage. Its fields were not captured; the doc assumes the §5.6 shape with
+        ``productInfo.type: "SIM"``, so it shares :class:`EsimInfo`."""
+        data = await self._call("GET", f"/products/sim/{quote(iccid, safe='')}")
+        return self._parse(EsimInfo, data)
+
     # --- plumbing -------------------------------------------------------------------------
 
     def _headers(self, body: Mapping[str, Any] | None) -> dict[str, str]:

@@ -144,7 +144,8 @@ class CancelOrderResponse(_Wire):
     reason: str | None = None
 
 
-# --- eSIM information (GET /products/esim/:iccid) ---------------------------------------------
+# --- eSIM information (GET /products/esim/:iccid), and physical SIM information
+# (GET /products/sim/:iccid, assumed to be the same shape: doc §5.7) -------------------------
 
 
 class ActivityLog(_Wire):
