@@ -37,7 +37,10 @@ class Capability(enum.StrEnum):
     CATALOGUE = "catalogue"
     ORDER = "order"
     ASYNC_PROVISIONING = "async_provisioning"  # some orders return PENDING and complete later
-    ORDER_LOOKUP = "order_lookup"  # get_order(reference) finds an order by our reference
+    # get_order(reference) alone finds an order by our reference, in any process; without it
+    # get_order needs the stored provider_order_id and raises TechnicalError (never None) when
+    # it cannot know.
+    ORDER_LOOKUP = "order_lookup"
     USAGE = "usage"
     BATCH_USAGE = "batch_usage"  # query_usage accepts more than one eSIM per call
     LIVE_STATUS = "live_status"  # usage reports carry network/device details

@@ -251,7 +251,8 @@ class EsimflyProvider:
             Capability.CATALOGUE,
             Capability.ORDER,
             Capability.ASYNC_PROVISIONING,
-            Capability.ORDER_LOOKUP,
+            # No ORDER_LOOKUP: esimfly cannot be searched by our idempotency key, so an order is
+            # found only through the esimfly order id esimgate stored (or this process's memory).
             Capability.USAGE,
             Capability.LIVE_STATUS,
             Capability.TOPUP,
