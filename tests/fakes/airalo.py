@@ -7,12 +7,29 @@ trigger business codes, OAuth tokens (``POST /v2/token``, form or multipart, 3/m
 ``airalo-signature`` check on POSTs by canonical re-serialisation. Like the real API it has **no
 idempotency**: the same ``description`` twice is two orders.
 
+Asynchronous orders (doc §5.3): ``POST /v2/orders-async`` validates like ``/v2/orders``, needs a
+``webhook_url`` in the body or an opt-in (``state.async_opt_in_url``; otherwise 422
+``{"reason": "User is not opted in and no webhook URL provided."}``), queues the request and
+answers 202 ``{"data": {"request_id", "accepted_at"}, "meta": {"message": "success"}}`` with a
+25-character nanoid. Nothing is bought until the test calls :meth:`FakeAiraloState.complete_async`,
+which makes the orders (listed, so ``filter[description]`` finds them) and returns the signed
+:class:`Delivery` per request that Airalo would POST to the webhook URL: the order body plus
+``request_id`` at the top level (inside ``data`` when ``state.async_request_id_in_data``; the
+notes leave the placement unverified), or ``{"request_id", "reason"}`` for a failure. The
+``test-*`` package ids are accepted and fail at completion with their business reason (inferred
+from the doc's failure example, whose reason is code 34's text). Deliveries are signed with
+``airalo-signature`` = HMAC-SHA512(client secret, body), the body being the compact PHP-style
+JSON (``/`` escaped) so the raw body and the SDK canonical form agree.
+
 Fault injection: ``state.faults[endpoint] = mode`` where endpoint is one of ``token``,
-``packages``, ``orders`` (POST), ``orders_list``, ``usage``, ``topups`` and mode is one of
-``"500"``, ``"429"`` (``Retry-After: state.retry_after``), ``"invalid_json"``, ``"schema"``
-(valid JSON, wrong shape), ``"redirect"``, ``"business:<code>"``, ``"slow"`` (sleeps
+``packages``, ``orders`` (POST), ``orders_async``, ``orders_list``, ``usage``, ``topups`` and
+mode is one of ``"500"``, ``"429"`` (``Retry-After: state.retry_after``), ``"invalid_json"``,
+``"schema"`` (valid JSON, wrong shape), ``"redirect"``, ``"business:<code>"``, ``"slow"`` (sleeps
 ``state.slow_seconds`` then answers), ``"commit_then_500"`` (does the work, then fails),
-``"huge"`` (a body larger than 5 MiB), ``"401"`` (rejects the token once).
+``"huge"`` (a body larger than 5 MiB), ``"401"`` (rejects the token once). For the async
+deliveries, ``state.faults["async_webhook"]`` is ``"bad_signature"`` (signed with another
+secret) or ``"sdk_form"`` (sent as Python's spaced ``json.dumps``, signed over the canonical
+compact form, as the SDK samples do).
 """
 
 from __future__ import annotations
@@ -22,12 +39,15 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
+import string
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -51,6 +71,9 @@ BUSINESS_REASONS = {
     73: "eSIM has been recycled.",
     89: "IP is not allowed.",
 }
+NOT_OPTED_IN = "User is not opted in and no webhook URL provided."
+NANOID_ALPHABET = string.ascii_letters + string.digits + "_-"
+ACCEPTED_AT = "2026-11-22 10:00:00"
 TEST_PACKAGES = {
     "test-insufficient-balance-7days-1gb": 11,
     "test-maintenance-mode-7days-1gb": 13,
@@ -187,6 +210,42 @@ class Sim:
 
 
 @dataclass
+class AsyncRequest:
+    """One ``POST /v2/orders-async`` the fake accepted."""
+
+    request_id: str
+    package_id: str
+    quantity: int
+    description: Any
+    webhook_url: str
+    accepted_at: str = ACCEPTED_AT
+    status: str = "pending"  # pending | completed | failed
+    order_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The webhook POST Airalo would make with an async order's result, signed."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    payload: dict[str, Any]
+
+    async def send(self, client: httpx.AsyncClient, *, attempts: int = 20) -> list[int]:
+        """POST until HTTP 200 (doc §6: only 200 counts; Airalo tries 20 times, 15 min apart,
+        here back to back). Returns every status seen."""
+        statuses: list[int] = []
+        for _ in range(attempts):
+            response = await client.post(self.url, content=self.body, headers=self.headers)
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                break
+        return statuses
+
+
+@dataclass
 class FakeAiraloState:
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
@@ -203,6 +262,9 @@ class FakeAiraloState:
     calls: dict[str, int] = field(default_factory=dict)
     signatures_checked: int = 0
     last_bodies: dict[str, bytes] = field(default_factory=dict)
+    async_opt_in_url: str | None = None  # POST /notifications/opt-in type async_orders
+    async_requests: dict[str, AsyncRequest] = field(default_factory=dict)
+    async_request_id_in_data: bool = False
     _next_id: int = 583747
     _next_iccid: int = 8944465400003573253
 
@@ -221,6 +283,119 @@ class FakeAiraloState:
                     if package["id"] == pid:
                         return dict(package)
         return None
+
+    def place_order(
+        self, package: dict[str, Any], quantity: int, description: Any
+    ) -> dict[str, Any]:
+        """Make a completed order of ``quantity`` eSIMs (the sync endpoint, or an async one
+        when its request is completed) and list it."""
+        pid = package["id"]
+        oid = self.next_id()
+        sims = []
+        for _ in range(quantity):
+            iccid = self.next_iccid()
+            matching = f"M{oid}-{iccid[-4:]}"
+            total = package["amount"]
+            self.sims[iccid] = Sim(
+                iccid,
+                pid,
+                remaining_mb=total,
+                total_mb=total,
+                is_unlimited=package["is_unlimited"],
+            )
+            sims.append(
+                {
+                    "id": int(iccid[-6:]),
+                    "created_at": "2026-11-22 10:00:00",
+                    "iccid": iccid,
+                    "lpa": "lpa.airalo.com",
+                    "imsis": None,
+                    "matching_id": matching,
+                    "qrcode": f"LPA:1$lpa.airalo.com${matching}",
+                    "qrcode_url": "https://www.airalo.com/qr?id=1",
+                    "confirmation_code": None,
+                    "apn_type": "automatic",
+                    "apn_value": None,
+                    "is_roaming": True,
+                }
+            )
+        order = {
+            "id": oid,
+            "code": f"20261122-{oid:06d}",
+            "currency": "USD",
+            "package_id": pid,
+            "quantity": quantity,
+            "type": "sim",
+            "description": description,
+            "esim_type": "Prepaid",
+            "validity": package["day"],
+            "package": package["title"],
+            "data": package["data"],
+            "price": package["price"],
+            "net_price": package["net_price"],
+            "created_at": "2026-11-22 10:00:00",
+            "sims": sims,
+            "status": {"name": "Completed", "slug": "completed"},
+        }
+        self.orders.append(order)
+        return order
+
+    def new_request_id(self) -> str:
+        """A 25-character nanoid (``A-Za-z0-9_-``), as Airalo's ``request_id``."""
+        while True:
+            rid = "".join(secrets.choice(NANOID_ALPHABET) for _ in range(25))
+            if rid not in self.async_requests:
+                return rid
+
+    def pending_async(self) -> list[AsyncRequest]:
+        return [r for r in self.async_requests.values() if r.status == "pending"]
+
+    def complete_async(
+        self, request_id: str | None = None, *, failure: str | None = None
+    ) -> list[Delivery]:
+        """Process pending async requests (all, or the one named): make each order (or fail it
+        with ``failure``, or with a ``test-*`` package's business reason) and return the signed
+        deliveries Airalo would POST to each request's webhook URL."""
+        deliveries = []
+        for req in self.pending_async():
+            if request_id is not None and req.request_id != request_id:
+                continue
+            package = self.package(req.package_id)
+            code = TEST_PACKAGES.get(req.package_id)
+            reason = failure or (BUSINESS_REASONS[code] if code is not None else None)
+            if package is None and reason is None:
+                reason = BUSINESS_REASONS[34]  # gone from the catalogue since it was accepted
+            payload: dict[str, Any]
+            if reason is not None or package is None:
+                req.status, req.reason = "failed", reason
+                payload = {"request_id": req.request_id, "reason": reason}
+            else:
+                order = self.place_order(package, req.quantity, req.description)
+                req.status, req.order_id = "completed", order["id"]
+                data = order_body(order, listing=False)
+                if self.async_request_id_in_data:
+                    payload = {"data": {**data, "request_id": req.request_id}}
+                    payload["meta"] = {"message": "success"}
+                else:
+                    payload = {
+                        "data": data,
+                        "meta": {"message": "success"},
+                        "request_id": req.request_id,
+                    }
+            deliveries.append(self.delivery(req.webhook_url, payload))
+        return deliveries
+
+    def delivery(self, url: str, payload: dict[str, Any]) -> Delivery:
+        """``payload`` as Airalo would POST it: compact PHP-style JSON, signed over the body."""
+        canonical = _canonical_body(payload)
+        mode = self.faults.get("async_webhook")
+        secret = "not-" + self.client_secret if mode == "bad_signature" else self.client_secret
+        body = canonical
+        if mode == "sdk_form":
+            body = _DECIMAL.sub(r"\1", json.dumps(payload, default=_default)).encode()
+        signature = hmac.new(secret.encode(), canonical, hashlib.sha512).hexdigest()
+        headers = {"content-type": "application/json", "airalo-signature": signature}
+        return Delivery(url, headers, body, payload)
 
     def set_usage(
         self,
@@ -250,6 +425,22 @@ def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"__decimal__{format(value, 'f')}__"
     raise TypeError(type(value).__name__)
+
+
+def _canonical_body(payload: Any) -> bytes:
+    """Compact JSON, exact decimals, every ``/`` escaped (PHP ``json_encode``, SDK canonical)."""
+    compact = json.dumps(payload, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return _DECIMAL.sub(r"\1", compact).replace("/", "\\/").encode()
+
+
+def order_body(order: dict[str, Any], *, listing: bool) -> dict[str, Any]:
+    """An order as the API shows it: by ``POST /orders`` (and the async webhook) or listed."""
+    body = {k: v for k, v in order.items() if k not in ("status",)}
+    if listing:
+        body["price"] = format(order["price"], ".2f")  # strings in the list
+        body["validity"] = str(order["validity"])
+        body["status"] = order["status"]
+    return body
 
 
 def _business(code: int, status: int = 422) -> Response:
@@ -394,27 +585,11 @@ def make_app(state: FakeAiraloState | None = None) -> tuple[Starlette, FakeAiral
             }
         )
 
-    def order_body(order: dict[str, Any], *, listing: bool) -> dict[str, Any]:
-        body = {k: v for k, v in order.items() if k not in ("status",)}
-        if listing:
-            body["price"] = format(order["price"], ".2f")  # strings in the list
-            body["validity"] = str(order["validity"])
-            body["status"] = order["status"]
-        return body
-
-    async def create_order(request: Request) -> Response:
-        if (denied := authorised(request)) is not None:
-            return denied
-        if (failure := await fault("orders")) is not None:
-            return failure
-        fields = await fields_of(request)
-        if (bad := signed(request, fields)) is not None:
-            return bad
+    def invalid_order(fields: dict[str, Any]) -> Response | None:
+        """The validation answers both order endpoints share (``test-*`` ids are valid)."""
         pid = str(fields.get("package_id", ""))
-        if pid in TEST_PACKAGES:
-            return _business(TEST_PACKAGES[pid])
         package = state.package(pid)
-        if package is None or package["type"] == "topup":
+        if pid not in TEST_PACKAGES and (package is None or package["type"] == "topup"):
             return _json(
                 {
                     "data": {"package_id": "The selected package is invalid."},
@@ -431,57 +606,59 @@ def make_app(state: FakeAiraloState | None = None) -> tuple[Starlette, FakeAiral
                 },
                 422,
             )
-        oid = state.next_id()
-        sims = []
-        for _ in range(quantity):
-            iccid = state.next_iccid()
-            matching = f"M{oid}-{iccid[-4:]}"
-            total = package["amount"]
-            state.sims[iccid] = Sim(
-                iccid,
-                pid,
-                remaining_mb=total,
-                total_mb=total,
-                is_unlimited=package["is_unlimited"],
-            )
-            sims.append(
-                {
-                    "id": int(iccid[-6:]),
-                    "created_at": "2026-11-22 10:00:00",
-                    "iccid": iccid,
-                    "lpa": "lpa.airalo.com",
-                    "imsis": None,
-                    "matching_id": matching,
-                    "qrcode": f"LPA:1$lpa.airalo.com${matching}",
-                    "qrcode_url": "https://www.airalo.com/qr?id=1",
-                    "confirmation_code": None,
-                    "apn_type": "automatic",
-                    "apn_value": None,
-                    "is_roaming": True,
-                }
-            )
-        order = {
-            "id": oid,
-            "code": f"20261122-{oid:06d}",
-            "currency": "USD",
-            "package_id": pid,
-            "quantity": quantity,
-            "type": "sim",
-            "description": fields.get("description"),
-            "esim_type": "Prepaid",
-            "validity": package["day"],
-            "package": package["title"],
-            "data": package["data"],
-            "price": package["price"],
-            "net_price": package["net_price"],
-            "created_at": "2026-11-22 10:00:00",
-            "sims": sims,
-            "status": {"name": "Completed", "slug": "completed"},
-        }
-        state.orders.append(order)
+        return None
+
+    async def create_order(request: Request) -> Response:
+        if (denied := authorised(request)) is not None:
+            return denied
+        if (failure := await fault("orders")) is not None:
+            return failure
+        fields = await fields_of(request)
+        if (bad := signed(request, fields)) is not None:
+            return bad
+        pid = str(fields.get("package_id", ""))
+        if pid in TEST_PACKAGES:
+            return _business(TEST_PACKAGES[pid])
+        if (invalid := invalid_order(fields)) is not None:
+            return invalid
+        package = state.package(pid)
+        assert package is not None
+        quantity = int(fields.get("quantity", 1))
+        order = state.place_order(package, quantity, fields.get("description"))
         if state.faults.get("orders") == "commit_then_500":
             return _json({"message": "Server Error"}, 500)
         return _json({"data": order_body(order, listing=False), "meta": {"message": "success"}})
+
+    async def create_order_async(request: Request) -> Response:
+        if (denied := authorised(request)) is not None:
+            return denied
+        if (failure := await fault("orders_async")) is not None:
+            return failure
+        fields = await fields_of(request)
+        if (bad := signed(request, fields)) is not None:
+            return bad
+        webhook_url = str(fields.get("webhook_url") or "") or state.async_opt_in_url
+        if not webhook_url:
+            return _json({"reason": NOT_OPTED_IN}, 422)
+        if (invalid := invalid_order(fields)) is not None:
+            return invalid
+        rid = state.new_request_id()
+        state.async_requests[rid] = AsyncRequest(
+            request_id=rid,
+            package_id=str(fields.get("package_id", "")),
+            quantity=int(fields.get("quantity", 1)),
+            description=fields.get("description"),
+            webhook_url=webhook_url,
+        )
+        if state.faults.get("orders_async") == "commit_then_500":
+            return _json({"message": "Server Error"}, 500)
+        return _json(
+            {
+                "data": {"request_id": rid, "accepted_at": ACCEPTED_AT},
+                "meta": {"message": "success"},
+            },
+            202,
+        )
 
     async def list_orders(request: Request) -> Response:
         if (denied := authorised(request)) is not None:
@@ -606,6 +783,7 @@ def make_app(state: FakeAiraloState | None = None) -> tuple[Starlette, FakeAiral
             Route("/v2/packages", packages, methods=["GET"]),
             Route("/v2/orders", create_order, methods=["POST"]),
             Route("/v2/orders", list_orders, methods=["GET"]),
+            Route("/v2/orders-async", create_order_async, methods=["POST"]),
             Route("/v2/orders/topups", topup, methods=["POST"]),
             Route("/v2/sims/{iccid}/usage", usage, methods=["GET"]),
         ]
