@@ -5,22 +5,58 @@
 * Orders: synchronous ``POST /orders`` with our reference as ``description``. Airalo has **no
   idempotency key**, so :meth:`AiraloProvider.create_order` first looks the reference up
   (``GET /orders?filter[description]=…``) and only buys when nothing was bought yet.
+* Asynchronous orders (account options ``async_orders=true`` and ``webhook_url=…``; default off):
+  ``POST /orders-async`` with our reference as ``description`` and our ``webhook_url`` answers 202
+  with a ``request_id``, and :meth:`~AiraloProvider.create_order` returns ``PENDING`` with
+  ``provider_order_id`` = that ``request_id``. Airalo makes the order later and POSTs it (the
+  order body plus ``request_id``) to the webhook URL. Until then the lookup by ``description``
+  finds nothing, and :meth:`~AiraloProvider.get_order` must not answer ``None`` (esimgate would
+  refund): it answers ``PENDING`` when the order was placed asynchronously, known because this
+  process remembers a ``request_id`` for the reference, or because esimgate passes the stored
+  ``provider_order_id`` (after a restart) and it is a ``request_id``.
+
+  Telling the ids apart (:func:`is_request_id`): Airalo order ids are decimal integers
+  (``583747``); a ``request_id`` is a 25-character nanoid (``A-Za-z0-9_-``, e.g.
+  ``3NhR3gKmqCWK7IWppurpDX3Cg``). So a 25-character value is a ``request_id`` even if it happens
+  to be all digits, a shorter all-digit value is an order id, and any other value of the nanoid
+  alphabet counts as a ``request_id``: should Airalo change that format, the error is towards
+  ``PENDING`` (refunded at esimgate's pending deadline if nothing comes), never towards an
+  immediate refund of an order Airalo may still make.
+
+  Retry safety: the lookup by ``description`` still comes first; while the order does not exist
+  yet, the remembered ``request_id`` answers and nothing is submitted again. Calls for one
+  reference are serialised within the process. When the submission's answer is lost (timeout,
+  5xx, unreadable 202, cancellation) the reference is remembered as *possibly submitted*:
+  :meth:`~AiraloProvider.get_order` answers ``PENDING`` without an id and no second request is
+  sent. A verified failure delivery (``request_id`` + ``reason``, no eSIMs) is remembered too:
+  :meth:`~AiraloProvider.get_order` answers ``FAILED`` for that ``request_id`` when the lookup
+  confirms no order exists. Known limit: these memories are per process (bounded), so after a
+  restart an order whose 202 was lost is judged by the lookup alone, and a failed request stays
+  ``PENDING`` until esimgate's deadline.
 * Usage: ``GET /sims/{iccid}/usage`` (MB, one eSIM per call); ``raw_status`` = ``{"status": …}``.
 * Top-ups: ``POST /orders/topups`` (same lookup-before-buy by ``description``).
 * Cancel: Airalo only takes manually reviewed refund *requests*, so cancel is not offered.
 * Webhooks: :meth:`AiraloProvider.parse_webhook` checks ``airalo-signature`` (HMAC-SHA512 keyed
   with the API secret, :func:`verify_webhook`) and reduces low-data, credit-limit and async-order
   notifications to a :class:`ProviderNotice`. Airalo sends no event id: the id hashes the body.
+  An async-order result gives ``reference`` = its ``description`` and ``provider_order_id`` = its
+  ``request_id`` (top level or inside ``data``: the notes leave the placement unverified).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -67,6 +103,61 @@ from esimgate.providers.registry import AdapterConfig
 
 MAX_PAGES: Final = 50  # catalogue / order-search pages walked at most (a runaway guard)
 GLOBAL_SLUGS: Final = frozenset({"world", "global"})
+REQUEST_ID_LENGTH: Final = 25  # async/future order request ids are 25-character nanoids
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+MEMORY_LIMIT: Final = 10_000  # references / request ids remembered per process, oldest dropped
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"", "0", "false", "no", "off"})
+
+_V = TypeVar("_V")
+
+
+def is_request_id(value: str | None) -> bool:
+    """Whether a stored ``provider_order_id`` is an async ``request_id`` rather than an Airalo
+    order id: order ids are decimal integers, request ids 25-character nanoids (see the module
+    docstring for why anything else of the nanoid alphabet counts as a request id)."""
+    if not value or _REQUEST_ID.fullmatch(value) is None:
+        return False
+    return len(value) == REQUEST_ID_LENGTH or not value.isdigit()
+
+
+def _request_id(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if _REQUEST_ID.fullmatch(value) else None
+
+
+def _flag(name: str, value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+def _webhook_url(value: str | None) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"webhook_url must be an absolute http(s) URL, not {value!r}")
+    return text
+
+
+def _remember(memory: OrderedDict[str, _V], key: str, value: _V) -> None:
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > MEMORY_LIMIT:
+        memory.popitem(last=False)
+
+
+@dataclass
+class _Gate:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 def money(amount: Decimal | None, currency: str) -> Money | None:
@@ -130,7 +221,7 @@ def _notice_kind(payload: dict[str, Any]) -> str:
     if isinstance(event, str) and event.strip():
         return event.strip()[:100]
     if "request_id" in payload or isinstance(payload.get("data"), dict):
-        return "async_order_notification"
+        return "async_order_notification"  # the result of POST /orders-async (or a future order)
     if "level" in payload or "remaining_percentage" in payload:
         return "low_data_notification"
     if "remaining" in payload:
@@ -273,12 +364,29 @@ class AiraloProvider:
     requests_per_second = 5.0
 
     def __init__(
-        self, client: AiraloClient, *, clock: Clock | None = None, webhook_secret: str = ""
+        self,
+        client: AiraloClient,
+        *,
+        clock: Clock | None = None,
+        webhook_secret: str = "",
+        async_orders: bool = False,
+        webhook_url: str | None = None,
     ) -> None:
         self._client = client
         self._clock: Clock = clock or SystemClock()
         # Notifications are signed with the API secret (doc §6); empty refuses every webhook.
         self._webhook_secret = webhook_secret
+        # Async orders: POST /orders-async. Without webhook_url Airalo uses the URL the account
+        # opted in with (POST /notifications/opt-in, type async_orders) or refuses with 422.
+        self._async_orders = async_orders
+        self._webhook_url = webhook_url
+        if async_orders:
+            self.capabilities = type(self).capabilities | {Capability.ASYNC_PROVISIONING}
+        # Per-process memories (see the module docstring), bounded, oldest dropped first.
+        self._requests: OrderedDict[str, str] = OrderedDict()  # reference → request_id
+        self._unsure: OrderedDict[str, bool] = OrderedDict()  # reference: 202 answer lost
+        self._failures: OrderedDict[str, str] = OrderedDict()  # request_id → Airalo's reason
+        self._gates: dict[str, _Gate] = {}
 
     @classmethod
     def from_config(cls, config: AdapterConfig) -> AiraloProvider:
@@ -300,7 +408,18 @@ class AiraloProvider:
         # Airalo signs webhooks with "your API secret" (the client secret); a separate
         # ``webhook_secret`` credential overrides it should the account ever be given one.
         webhook_secret = credentials.get("webhook_secret") or credentials["client_secret"]
-        return cls(client, clock=config.clock, webhook_secret=webhook_secret)
+        try:
+            async_orders = _flag("async_orders", credentials.get("async_orders"))
+            webhook_url = _webhook_url(credentials.get("webhook_url"))
+        except ValueError as exc:
+            raise ValueError(f"airalo account {config.name!r}: {exc}") from None
+        return cls(
+            client,
+            clock=config.clock,
+            webhook_secret=webhook_secret,
+            async_orders=async_orders,
+            webhook_url=webhook_url,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -329,12 +448,20 @@ class AiraloProvider:
         order = data if isinstance(data, dict) else {}
         sims = order.get("sims")
         first_sim = sims[0] if isinstance(sims, list) and sims and isinstance(sims[0], dict) else {}
+        # Async/future order results: request_id at the top level or inside data (unverified).
+        request_id = _request_id(payload.get("request_id")) or _request_id(order.get("request_id"))
+        reason = _text(payload.get("reason"), 1000) or _text(order.get("reason"), 1000)
+        if request_id is not None and reason is not None and not first_sim and "id" not in order:
+            # "A failure carries reason and no sims" (doc §5.3): get_order answers FAILED for
+            # this request once the lookup confirms that no order exists.
+            _remember(self._failures, request_id, reason)
         return ProviderNotice(
             event_id=event_id,
             kind=_notice_kind(payload),
             reference=_text(order.get("description"), 200)
             or _text(payload.get("description"), 200),
             iccid=_iccid(payload.get("iccid")) or _iccid(first_sim.get("iccid")),
+            provider_order_id=request_id,
         )
 
     async def list_packages(self) -> Sequence[ProviderPackage]:
@@ -360,27 +487,50 @@ class AiraloProvider:
     async def create_order(self, request: OrderRequest) -> Purchase:
         if request.quantity < 1:
             raise LogicalError(LogicalReason.REJECTED, "quantity must be >= 1", provider=PROVIDER)
-        # No idempotency upstream: an earlier attempt with this reference may have bought already.
-        try:
-            existing = await self.get_order(request.reference)
-        except TechnicalError as exc:
-            exc.committed = False  # only the lookup failed: this call has not sent the order
-            raise
-        if existing is not None:
-            return existing
-        answer = await self._client.create_order(
-            request.provider_code, request.quantity, request.reference
-        )
-        return _purchase(request.reference, answer.data)
+        async with self._exclusive(request.reference):
+            # No idempotency upstream: an earlier attempt with this reference may have bought
+            # already, or (async) may have been accepted with the order not made yet.
+            try:
+                existing = await self.get_order(request.reference)
+            except TechnicalError as exc:
+                exc.committed = False  # only the lookup failed: this call has not sent the order
+                raise
+            if existing is not None:
+                return existing
+            if self._async_orders:
+                return await self._submit_async(request)
+            answer = await self._client.create_order(
+                request.provider_code, request.quantity, request.reference
+            )
+            return _purchase(request.reference, answer.data)
 
     async def get_order(
         self, reference: str, provider_order_id: str | None = None
     ) -> Purchase | None:
         matches = [o for o in await self._find_orders(reference) if o.type.lower() != "topup"]
-        if not matches:
-            return None
-        # Two orders with one reference would be an earlier double buy: report the first.
-        return _purchase(reference, min(matches, key=_order_key))
+        if matches:
+            self._requests.pop(reference, None)
+            self._unsure.pop(reference, None)
+            # Two orders with one reference would be an earlier double buy: report the first.
+            return _purchase(reference, min(matches, key=_order_key))
+        # No order yet. Placed asynchronously? Then it is pending (or failed), never "no such
+        # order": None makes esimgate refund an order Airalo may still make.
+        request_id = self._requests.get(reference)
+        if request_id is None and is_request_id(provider_order_id):
+            request_id = provider_order_id
+        if request_id is not None:
+            reason = self._failures.get(request_id)
+            if reason is not None:
+                return Purchase(
+                    reference=reference,
+                    state=PurchaseState.FAILED,
+                    provider_order_id=request_id,
+                    failure_reason=f"asynchronous order failed: {reason}",
+                )
+            return Purchase(reference, PurchaseState.PENDING, provider_order_id=request_id)
+        if reference in self._unsure:
+            return Purchase(reference, PurchaseState.PENDING)
+        return None
 
     async def query_usage(self, esims: Sequence[EsimRef]) -> Sequence[UsageReport]:
         if len(esims) > self.max_usage_batch:
@@ -439,6 +589,40 @@ class AiraloProvider:
         )
 
     # --- helpers ------------------------------------------------------------------------------
+
+    async def _submit_async(self, request: OrderRequest) -> Purchase:
+        """``POST /orders-async``; the ``request_id`` is remembered before anything else."""
+        try:
+            answer = await self._client.create_order_async(
+                request.provider_code, request.quantity, request.reference, self._webhook_url
+            )
+        except LogicalError:
+            raise  # refused: nothing was queued
+        except TechnicalError as exc:
+            if exc.committed is not False:
+                _remember(self._unsure, request.reference, True)
+            raise
+        except BaseException:
+            # Cancelled mid-request (esimgate's timeout budget): it may have been queued.
+            _remember(self._unsure, request.reference, True)
+            raise
+        request_id = answer.data.request_id
+        _remember(self._requests, request.reference, request_id)
+        self._unsure.pop(request.reference, None)
+        return Purchase(request.reference, PurchaseState.PENDING, provider_order_id=request_id)
+
+    @asynccontextmanager
+    async def _exclusive(self, reference: str) -> AsyncIterator[None]:
+        """One create per reference at a time in this process (the second sees the first's)."""
+        gate = self._gates.setdefault(reference, _Gate())
+        gate.users += 1
+        try:
+            async with gate.lock:
+                yield
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[reference]
 
     async def _find_orders(self, reference: str) -> list[WireOrder]:
         """Upstream orders whose description is exactly our reference (the filter is LIKE)."""

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from esimgate.clock import Clock, SystemClock
 from esimgate.providers.airalo.wire import (
+    AsyncOrderResponse,
     ErrorBody,
     OrderResponse,
     OrdersResponse,
@@ -160,6 +161,22 @@ class AiraloClient:
             "description": description,
         }
         return await self._call("POST", "orders", OrderResponse, json_body=payload)
+
+    async def create_order_async(
+        self, package_id: str, quantity: int, description: str, webhook_url: str | None
+    ) -> AsyncOrderResponse:
+        """``POST /orders-async`` — 202 with a ``request_id``; Airalo makes the order later and
+        POSTs the result (order body plus ``request_id``) to ``webhook_url``, or to the URL the
+        account opted in with when it is ``None``. NOT idempotent upstream."""
+        payload: dict[str, Any] = {
+            "package_id": package_id,
+            "quantity": quantity,
+            "type": "sim",
+            "description": description,
+        }
+        if webhook_url:
+            payload["webhook_url"] = webhook_url
+        return await self._call("POST", "orders-async", AsyncOrderResponse, json_body=payload)
 
     async def orders(self, *, description: str, page: int = 1, limit: int = 100) -> OrdersResponse:
         """``GET /orders?filter[description]=…`` (a LIKE match: callers must compare exactly)."""

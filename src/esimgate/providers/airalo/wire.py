@@ -202,6 +202,22 @@ class OrdersResponse(_Wire):
         return value
 
 
+class AsyncOrderAccepted(_Wire):
+    """``POST /orders-async`` → 202: the request is queued; the order is made later."""
+
+    request_id: str = Field(min_length=1, max_length=128)  # a 25-character nanoid (doc §5.3)
+    accepted_at: str | None = None
+
+    @field_validator("request_id", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+
+class AsyncOrderResponse(_Wire):
+    data: AsyncOrderAccepted
+
+
 class WireTopUpOrder(_Wire):
     id: int | str | None = None
     code: str = ""
