@@ -36,6 +36,7 @@ from esimgate.providers.base import (
     UsageReport,
     WebhookReceiver,
 )
+from esimgate.providers.countries import country_code
 from esimgate.providers.esimgo.adapter import (
     EsimGoProvider,
     lpa_string,
@@ -43,7 +44,6 @@ from esimgate.providers.esimgo.adapter import (
     webhook_signature,
 )
 from esimgate.providers.esimgo.client import EsimGoClient, classify
-from esimgate.providers.esimgo.countries import country_code
 from esimgate.providers.esimgo.wire import Callback, parse_time, split_plmn
 from esimgate.providers.http import retry_after_seconds
 from esimgate.providers.registry import AdapterConfig

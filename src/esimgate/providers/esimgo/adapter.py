@@ -80,8 +80,8 @@ from esimgate.providers.base import (
     TopUpResult,
     UsageReport,
 )
+from esimgate.providers.countries import country_code
 from esimgate.providers.esimgo.client import PRODUCTION_BASE_URL, PROVIDER, EsimGoClient
-from esimgate.providers.esimgo.countries import country_code
 from esimgate.providers.esimgo.wire import (
     Assignment,
     Bundle,
