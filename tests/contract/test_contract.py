@@ -170,7 +170,9 @@ async def test_order_pending_then_completed(upstream: Driver) -> None:
     upstream.complete()
     done = await provider.get_order("ct-async-1", purchase.provider_order_id)
     assert done is not None and done.state is PurchaseState.COMPLETED, done
-    assert done.provider_order_id == purchase.provider_order_id
+    # The upstream's id may change on completion (Airalo: the async request_id becomes the
+    # order id); esimgate stores the newest, and the restart scenario looks orders up by it.
+    assert done.provider_order_id
     assert_installable(done, 1)
     assert await upstream.orders_booked() == 1
 

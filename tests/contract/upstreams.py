@@ -233,6 +233,35 @@ class Airalo(_Fake):
         return Webhook({"content-type": "application/json", "airalo-signature": signature}, body)
 
 
+class AiraloAsync(Airalo):
+    """The same Airalo account with asynchronous orders turned on (POST /orders-async)."""
+
+    synchronous = False
+    asynchronous = True
+
+    def __init__(self, clock: FrozenClock) -> None:
+        super().__init__(clock)
+        self.deliveries: dict[str, airalo.Delivery] = {}
+
+    def credentials(self) -> dict[str, str]:
+        return super().credentials() | {
+            "async_orders": "true",
+            "webhook_url": "https://gateway.example/api/v1/providers/airalo/webhooks",
+        }
+
+    def async_package(self, packages: Sequence[ProviderPackage]) -> ProviderPackage:
+        return super().sync_package(packages)
+
+    def complete(self) -> None:
+        for delivery in self.state.complete_async():
+            self.deliveries[str(delivery.payload.get("data", {}).get("description"))] = delivery
+
+    def webhook(self, purchase: Purchase) -> Webhook:
+        # What Airalo POSTed with the order's result, exactly as the fake signed it.
+        delivery = self.deliveries[purchase.reference]
+        return Webhook(dict(delivery.headers), delivery.body)
+
+
 class SimplifyTrip(_Fake):
     kind = "simplifytrip"
     prefix = "/api/v1"
@@ -433,6 +462,7 @@ DRIVERS: dict[str, type[Driver]] = {
     "simulator": Simulator,
     "esimaccess": EsimAccess,
     "airalo": Airalo,
+    "airalo-async": AiraloAsync,
     "simplifytrip": SimplifyTrip,
     "esimgo": EsimGo,
     "esimfly": Esimfly,
