@@ -25,6 +25,7 @@ from esimgate.catalog.models import CatalogPackage, PackageOffer
 from esimgate.clock import FrozenClock
 from esimgate.esims.schemas import megabytes
 from esimgate.providers.base import Capability
+from esimgate.providers.inbound import ProviderWebhook
 from esimgate.providers.models import ProviderAccount
 from esimgate.providers.repository import ProviderAccountRepository
 from esimgate.providers.service import SIMULATOR, sync_catalogue
@@ -59,10 +60,17 @@ class Upstream:
     state: Any
     prefix: str  # the adapter's base path on the fake
     credentials: dict[str, str]
-    complete: Callable[[Any], None]  # finish every pending (asynchronous) order upstream
+    # Finish every pending (asynchronous) order upstream; returns the notifications the upstream
+    # then POSTs to esimgate (headers, raw body), if it sends any.
+    complete: Callable[[Any], list[tuple[dict[str, str], bytes]] | None]
     set_usage: Callable[[Any, str], int]  # make the fake report usage; returns the used bytes
     region: str | None = None  # the region to buy in (one the fake sells top-ups for)
     asynchronous: bool = False  # orders answer pending_details until the fake completes them
+    name: str = ""  # the provider account's name suffix (the kind unless one kind runs twice)
+
+    @property
+    def account(self) -> str:
+        return f"e2e-{self.name or self.kind}"
 
 
 def _esimaccess() -> Upstream:
@@ -108,6 +116,23 @@ def _airalo() -> Upstream:
         lambda s: None,
         set_usage,
     )
+
+
+def _airalo_async() -> Upstream:
+    """Airalo with asynchronous orders: the result arrives as a signed POST to esimgate."""
+    fake = _airalo()
+
+    def complete(s: airalo.FakeAiraloState) -> list[tuple[dict[str, str], bytes]]:
+        return [(d.headers, d.body) for d in s.complete_async()]
+
+    fake.credentials |= {
+        "async_orders": "true",
+        "webhook_url": "http://esimgate.test/api/v1/providers/e2e-airalo-async/webhooks",
+    }
+    fake.complete = complete
+    fake.asynchronous = True
+    fake.name = "airalo-async"
+    return fake
 
 
 def _simplifytrip() -> Upstream:
@@ -186,6 +211,7 @@ def _esimfly() -> Upstream:
 UPSTREAMS: dict[str, Callable[[], Upstream]] = {
     "esimaccess": _esimaccess,
     "airalo": _airalo,
+    "airalo-async": _airalo_async,
     "simplifytrip": _simplifytrip,
     "esimgo": _esimgo,
     "esimfly": _esimfly,
@@ -258,7 +284,7 @@ async def upstream(request: pytest.FixtureRequest, runtime: Runtime) -> AsyncIte
         async with runtime.sessions() as session, session.begin():
             account = await ProviderAccountRepository(session).add(
                 ProviderAccount(
-                    name=f"e2e-{fake.kind}",
+                    name=fake.account,
                     kind=fake.kind,
                     base_url=f"http://127.0.0.1:{port}{fake.prefix}",
                     credentials_encrypted=runtime.box.encrypt(json.dumps(fake.credentials)),
@@ -321,7 +347,10 @@ async def place(
     assert body["status"] == ("pending_details" if fake.asynchronous else "completed"), body
     reference = body["orderReference"]
     if body["status"] == "pending_details":
-        fake.complete(fake.state)
+        for headers, raw in fake.complete(fake.state) or []:
+            path = f"/api/v1/providers/{fake.account}/webhooks"
+            delivered = await api.client.post(path, content=raw, headers=headers)
+            assert delivered.status_code == 200, delivered.text
         for _ in range(3):
             clock.advance(seconds=11)  # past the orders.settle poll delay (10 s)
             await Worker(runtime).run_due()
@@ -335,7 +364,7 @@ async def place(
 
 async def adapter_for(runtime: Runtime, fake: Upstream) -> Any:
     async with runtime.sessions() as session:
-        account = await ProviderAccountRepository(session).by_name(f"e2e-{fake.kind}")
+        account = await ProviderAccountRepository(session).by_name(fake.account)
     assert account is not None
     return runtime.providers.adapter(account)
 
@@ -372,7 +401,7 @@ async def test_business_flow_over_http(
                 )
             )
         )
-    assert offered_by == {f"e2e-{fake.kind}"}
+    assert offered_by == {fake.account}
     candidates = [p for p in packages if not p.get("is_unlimited") and p.get("data_amount_gb")]
     candidates = candidates or packages
     if fake.region is not None:
@@ -442,7 +471,13 @@ async def test_business_flow_over_http(
 
     async with runtime.sessions() as session:
         problems = await ledger_violations(session)
+        # Every notification the upstream sent was verified, kept and acted on.
+        hooks = (await session.execute(select(ProviderWebhook))).scalars().all()
     assert not problems, problems
+    for hook in hooks:
+        assert hook.processed_at is not None and hook.outcome, hook
+        assert hook.outcome.startswith("order "), hook.outcome
+    assert hooks or fake.name != "airalo-async", "Airalo's async results arrive as webhooks"
 
 
 def _issued_iccids(fake: Upstream) -> set[str]:

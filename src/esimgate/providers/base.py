@@ -37,9 +37,9 @@ class Capability(enum.StrEnum):
     CATALOGUE = "catalogue"
     ORDER = "order"
     ASYNC_PROVISIONING = "async_provisioning"  # some orders return PENDING and complete later
-    # get_order(reference) alone finds an order by our reference, in any process; without it
-    # get_order needs the stored provider_order_id and raises TechnicalError (never None) when
-    # it cannot know.
+    # get_order(reference) alone finds any order by our reference, in any process. Without it
+    # get_order needs the stored provider_order_id and, when it cannot know, never answers None
+    # (which refunds): it raises TechnicalError, or answers PENDING if the order may still come.
     ORDER_LOOKUP = "order_lookup"
     USAGE = "usage"
     BATCH_USAGE = "batch_usage"  # query_usage accepts more than one eSIM per call

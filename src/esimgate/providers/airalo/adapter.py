@@ -381,7 +381,11 @@ class AiraloProvider:
         self._async_orders = async_orders
         self._webhook_url = webhook_url
         if async_orders:
-            self.capabilities = type(self).capabilities | {Capability.ASYNC_PROVISIONING}
+            # An accepted request leaves no trace of our reference until Airalo makes the order,
+            # so our reference alone no longer finds every order (no ORDER_LOOKUP).
+            self.capabilities = (type(self).capabilities | {Capability.ASYNC_PROVISIONING}) - {
+                Capability.ORDER_LOOKUP
+            }
         # Per-process memories (see the module docstring), bounded, oldest dropped first.
         self._requests: OrderedDict[str, str] = OrderedDict()  # reference → request_id
         self._unsure: OrderedDict[str, bool] = OrderedDict()  # reference: 202 answer lost
@@ -491,7 +495,7 @@ class AiraloProvider:
             # No idempotency upstream: an earlier attempt with this reference may have bought
             # already, or (async) may have been accepted with the order not made yet.
             try:
-                existing = await self.get_order(request.reference)
+                existing = await self._known(request.reference)
             except TechnicalError as exc:
                 exc.committed = False  # only the lookup failed: this call has not sent the order
                 raise
@@ -507,6 +511,16 @@ class AiraloProvider:
     async def get_order(
         self, reference: str, provider_order_id: str | None = None
     ) -> Purchase | None:
+        known = await self._known(reference, provider_order_id)
+        if known is None and self._async_orders:
+            # With async orders on, a request whose 202 was lost before a restart may still be
+            # in Airalo's queue with no trace of our reference yet: pending, so the order waits
+            # for the pending deadline rather than being refunded while Airalo may still make it.
+            return Purchase(reference, PurchaseState.PENDING)
+        return known
+
+    async def _known(self, reference: str, provider_order_id: str | None = None) -> Purchase | None:
+        """The order as far as Airalo or this process knows it; None when neither does."""
         matches = [o for o in await self._find_orders(reference) if o.type.lower() != "topup"]
         if matches:
             self._requests.pop(reference, None)
