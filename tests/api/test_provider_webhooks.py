@@ -63,9 +63,8 @@ def signed(payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     return body, {"x-signature": hmac.new(SECRET, body, hashlib.sha256).hexdigest()}
 
 
-async def test_inbound_webhook_is_verified_deduplicated_and_confirmed(
-    api: SignedClient, runtime: Runtime, clock: Any
-) -> None:
+async def signing_simulator(runtime: Runtime) -> SigningSimulator:
+    """The session's simulator account, served through a SigningSimulator from now on."""
     async with runtime.sessions() as session:
         account = await ProviderAccountRepository(session).by_name("simulator")
     assert account is not None
@@ -73,6 +72,13 @@ async def test_inbound_webhook_is_verified_deduplicated_and_confirmed(
     assert isinstance(real, SimulatorProvider)
     feed = SigningSimulator(real)
     runtime.providers.override(account.id, feed)  # type: ignore[arg-type]
+    return feed
+
+
+async def test_inbound_webhook_is_verified_deduplicated_and_confirmed(
+    api: SignedClient, runtime: Runtime, clock: Any
+) -> None:
+    feed = await signing_simulator(runtime)
     pkg = await package(runtime, "Japan")  # provisions asynchronously
     order = (await api.post(ORDER, {"packageCode": pkg["code"]})).json()
     assert order["status"] == "pending_details"
@@ -108,13 +114,7 @@ async def test_notice_naming_only_the_upstream_order_finds_ours(
 ) -> None:
     """Some upstreams (esimfly) name only their own order id: it maps through the id stored
     on the order, and the confirmation asks the upstream with it."""
-    async with runtime.sessions() as session:
-        account = await ProviderAccountRepository(session).by_name("simulator")
-    assert account is not None
-    real = runtime.providers.adapter(account)
-    assert isinstance(real, SimulatorProvider)
-    feed = SigningSimulator(real)
-    runtime.providers.override(account.id, feed)  # type: ignore[arg-type]
+    feed = await signing_simulator(runtime)
     pkg = await package(runtime, "Japan")
     order = (await api.post(ORDER, {"packageCode": pkg["code"]})).json()
     reference = order["orderReference"]

@@ -608,14 +608,21 @@ def make_app(state: FakeAiraloState | None = None) -> tuple[Starlette, FakeAiral
             )
         return None
 
-    async def create_order(request: Request) -> Response:
+    async def order_fields(request: Request, endpoint: str) -> dict[str, Any] | Response:
+        """The fields of an authorised, signed order request; or the refusal to send."""
         if (denied := authorised(request)) is not None:
             return denied
-        if (failure := await fault("orders")) is not None:
+        if (failure := await fault(endpoint)) is not None:
             return failure
         fields = await fields_of(request)
         if (bad := signed(request, fields)) is not None:
             return bad
+        return fields
+
+    async def create_order(request: Request) -> Response:
+        fields = await order_fields(request, "orders")
+        if isinstance(fields, Response):
+            return fields
         pid = str(fields.get("package_id", ""))
         if pid in TEST_PACKAGES:
             return _business(TEST_PACKAGES[pid])
@@ -630,13 +637,9 @@ def make_app(state: FakeAiraloState | None = None) -> tuple[Starlette, FakeAiral
         return _json({"data": order_body(order, listing=False), "meta": {"message": "success"}})
 
     async def create_order_async(request: Request) -> Response:
-        if (denied := authorised(request)) is not None:
-            return denied
-        if (failure := await fault("orders_async")) is not None:
-            return failure
-        fields = await fields_of(request)
-        if (bad := signed(request, fields)) is not None:
-            return bad
+        fields = await order_fields(request, "orders_async")
+        if isinstance(fields, Response):
+            return fields
         webhook_url = str(fields.get("webhook_url") or "") or state.async_opt_in_url
         if not webhook_url:
             return _json({"reason": NOT_OPTED_IN}, 422)
