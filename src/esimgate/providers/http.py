@@ -1,4 +1,5 @@
-"""HTTP details every upstream client shares: reading a bounded body, and Retry-After."""
+"""HTTP details every upstream client shares: one exchange with transport failures classified,
+a bounded body, and Retry-After."""
 
 from __future__ import annotations
 
@@ -8,6 +9,33 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from esimgate.providers.base import TechnicalError
+
+# Failures before any byte of the request left: the upstream surely did nothing.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+async def exchange(
+    http: httpx.AsyncClient, request: httpx.Request, *, limit: int, provider: str, what: str
+) -> tuple[httpx.Response, bytes]:
+    """Send ``request`` (never following redirects) and read at most ``limit`` bytes of the
+    answer. Transport failures become :class:`TechnicalError`: ``committed=False`` only when the
+    request surely never left (no connection), ``None`` otherwise (it may have been acted on).
+    The response is closed; its status and headers stay readable."""
+    try:
+        response = await http.send(request, stream=True, follow_redirects=False)
+    except NOT_SENT as exc:
+        raise TechnicalError(
+            f"{what}: cannot connect: {exc!r}", provider=provider, committed=False
+        ) from exc
+    except httpx.HTTPError as exc:  # read/write timeouts, protocol errors: maybe sent
+        raise TechnicalError(f"{what}: transport error: {exc!r}", provider=provider) from exc
+    try:
+        body = await read_capped(response, limit, provider=provider, what=what)
+    except httpx.HTTPError as exc:
+        raise TechnicalError(f"{what}: transport error: {exc!r}", provider=provider) from exc
+    finally:
+        await response.aclose()
+    return response, body
 
 
 async def read_capped(response: httpx.Response, limit: int, *, provider: str, what: str) -> bytes:

@@ -37,7 +37,7 @@ from esimgate.providers.airalo.wire import (
     parse_json,
 )
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
-from esimgate.providers.http import read_capped, retry_after_seconds
+from esimgate.providers.http import exchange, retry_after_seconds
 
 PROVIDER: Final = "airalo"
 PRODUCTION_URL: Final = "https://partners-api.airalo.com/v2/"
@@ -267,25 +267,10 @@ class AiraloClient:
         request = self._http.build_request(
             method, path, params=params, content=content, data=data, headers=headers
         )
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=False)
-            try:
-                body = await read_capped(
-                    response, self._max_body, provider=PROVIDER, what=f"{method} {path}"
-                )
-            finally:
-                await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise TechnicalError(
-                f"{method} {path}: cannot connect: {exc!r}", provider=PROVIDER, committed=False
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise TechnicalError(f"{method} {path}: timed out: {exc!r}", provider=PROVIDER) from exc
-        except httpx.HTTPError as exc:
-            raise TechnicalError(
-                f"{method} {path}: transport error: {exc!r}", provider=PROVIDER
-            ) from exc
-        return response.status_code, response.headers, bytes(body)
+        response, body = await exchange(
+            self._http, request, limit=self._max_body, provider=PROVIDER, what=f"{method} {path}"
+        )
+        return response.status_code, response.headers, body
 
     def _decode(self, status: int, headers: httpx.Headers, body: bytes, model: type[_M]) -> _M:
         raw = body[:2000].decode("utf-8", "replace")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from esimgate.clock import Clock, SystemClock, epoch_ms
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
 from esimgate.providers.esimaccess import wire
-from esimgate.providers.http import read_capped, retry_after_seconds
+from esimgate.providers.http import exchange, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -224,32 +224,19 @@ class EsimAccessClient:
         return envelope.obj
 
     async def _send(self, request: httpx.Request, path: str, limit: int) -> bytes:
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        response, raw = await exchange(self._http, request, limit=limit, provider=KIND, what=path)
+        status = response.status_code
+        if status == 429:
             raise TechnicalError(
-                f"{path}: cannot connect: {exc!r}", provider=KIND, committed=False
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"{path}: transport error: {exc!r}", provider=KIND) from exc
-        try:
-            status = response.status_code
-            if status == 429:
-                raise TechnicalError(
-                    f"{path}: rate limited (HTTP 429)",
-                    provider=KIND,
-                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-                )
-            if 300 <= status < 400:
-                location = response.headers.get("Location", "")
-                raise TechnicalError(
-                    f"{path}: unexpected redirect (HTTP {status}) to {location!r}", provider=KIND
-                )
-            raw = await read_capped(response, limit, provider=KIND, what=path)
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"{path}: transport error: {exc!r}", provider=KIND) from exc
-        finally:
-            await response.aclose()
+                f"{path}: rate limited (HTTP 429)",
+                provider=KIND,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            raise TechnicalError(
+                f"{path}: unexpected redirect (HTTP {status}) to {location!r}", provider=KIND
+            )
         if status >= 500:
             raise TechnicalError(
                 f"{path}: upstream error (HTTP {status})",

@@ -38,7 +38,7 @@ from esimgate.providers.esimfly.wire import (
     TopUpCreated,
     Usage,
 )
-from esimgate.providers.http import read_capped, retry_after_seconds
+from esimgate.providers.http import exchange, retry_after_seconds
 
 PROVIDER = "esimfly"
 PRODUCTION_BASE_URL = "https://esimfly.net/api/v1/business"
@@ -216,20 +216,9 @@ class EsimflyClient:
             content=body.encode(),
             headers=self.headers(body),
         )
-        try:
-            response = await self.http.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
-            raise TechnicalError(
-                f"cannot connect to esimfly: {exc!r}", provider=PROVIDER, committed=False
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"esimfly transport error: {exc!r}", provider=PROVIDER) from exc
-        try:
-            raw = await read_capped(response, MAX_BODY_BYTES, provider=PROVIDER, what="esimfly")
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"esimfly read error: {exc!r}", provider=PROVIDER) from exc
-        finally:
-            await response.aclose()
+        response, raw = await exchange(
+            self.http, request, limit=MAX_BODY_BYTES, provider=PROVIDER, what=f"esimfly {path}"
+        )
         return self._check(response, raw)
 
     def _check(self, response: httpx.Response, raw: bytes) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from esimgate.providers.esimgo.wire import (
     OrderResponse,
     StatusBody,
 )
-from esimgate.providers.http import read_capped, retry_after_seconds
+from esimgate.providers.http import exchange, retry_after_seconds
 
 PROVIDER: Final = "esimgo"
 PRODUCTION_BASE_URL: Final = "https://api.esim-go.com/v2.5"
@@ -167,20 +167,9 @@ class EsimGoClient:
         request = self._http.build_request(
             method, path, params=params, content=content, headers=headers
         )
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TechnicalError(
-                f"eSIM Go unreachable: {exc!r}", provider=PROVIDER, committed=False
-            ) from exc
-        except httpx.HTTPError as exc:  # read/write timeouts, protocol errors: maybe sent
-            raise TechnicalError(f"eSIM Go transport error: {exc!r}", provider=PROVIDER) from exc
-        try:
-            body = await read_capped(response, MAX_BODY_BYTES, provider=PROVIDER, what="eSIM Go")
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"eSIM Go transport error: {exc!r}", provider=PROVIDER) from exc
-        finally:
-            await response.aclose()
+        response, body = await exchange(
+            self._http, request, limit=MAX_BODY_BYTES, provider=PROVIDER, what=f"eSIM Go {path}"
+        )
         return _decode(response, body)
 
 

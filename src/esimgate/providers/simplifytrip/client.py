@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from esimgate.providers.base import LogicalError, LogicalReason, TechnicalError
-from esimgate.providers.http import read_capped, retry_after_seconds
+from esimgate.providers.http import exchange, retry_after_seconds
 from esimgate.providers.simplifytrip.wire import (
     CancelOrderResponse,
     CreateOrderRequest,
@@ -180,29 +180,10 @@ class SimplifyTripClient:
             content=content,
             headers=self._headers(body),
         )
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TechnicalError(
-                f"{method} {path}: cannot connect: {exc!r}", provider=PROVIDER, committed=False
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TechnicalError(
-                f"{method} {path}: {exc!r}", provider=PROVIDER, committed=None
-            ) from exc
-        try:
-            raw = await self._read(response, method, path)
-        finally:
-            await response.aclose()
+        response, raw = await exchange(
+            self._http, request, limit=MAX_BODY_BYTES, provider=PROVIDER, what=f"{method} {path}"
+        )
         return self._decode(response, raw, method, path)
-
-    async def _read(self, response: httpx.Response, method: str, path: str) -> bytes:
-        try:
-            return await read_capped(
-                response, MAX_BODY_BYTES, provider=PROVIDER, what=f"{method} {path}"
-            )
-        except httpx.HTTPError as exc:
-            raise TechnicalError(f"{method} {path}: {exc!r}", provider=PROVIDER) from exc
 
     def _decode(self, response: httpx.Response, raw: bytes, method: str, path: str) -> Any:
         status = response.status_code
