@@ -25,6 +25,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol, runtime_checkable
 
 E4 = 10_000
@@ -66,6 +67,13 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.amount_e4, int) or isinstance(self.amount_e4, bool):
             raise TypeError("Money.amount_e4 must be an int (1/10000 units), never a float")
+
+    @classmethod
+    def from_decimal(cls, amount: Decimal, currency: str) -> Money:
+        """An upstream's exact decimal amount in 1/10000 units (digits beyond the fourth
+        place, which no upstream publishes, round half up); never through a float."""
+        scaled = (Decimal(amount) * E4).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return cls(int(scaled), currency.upper())
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -78,7 +78,6 @@ from esimgate.providers.airalo.wire import (
     parse_timestamp,
 )
 from esimgate.providers.base import (
-    E4,
     CancelResult,
     Capability,
     Coverage,
@@ -162,10 +161,7 @@ class _Gate:
 
 def money(amount: Decimal | None, currency: str) -> Money | None:
     """An exact upstream decimal as 1/10000 units (half-up beyond 4 places, never a float)."""
-    if amount is None:
-        return None
-    scaled = (Decimal(amount) * E4).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return Money(int(scaled), currency.upper())
+    return None if amount is None else Money.from_decimal(amount, currency)
 
 
 def verify_webhook(headers: Mapping[str, str], raw_body: bytes, secret: str) -> bool:

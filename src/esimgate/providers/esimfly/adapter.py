@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import httpx
@@ -38,7 +38,6 @@ import httpx
 from esimgate.clock import Clock
 from esimgate.esims.units import bytes_from_gb, bytes_from_mb
 from esimgate.providers.base import (
-    E4,
     CancelResult,
     Capability,
     Coverage,
@@ -111,8 +110,7 @@ def _text(data: Mapping[str, object], *names: str) -> str | None:
 
 def to_money(amount: Decimal, currency: str) -> Money:
     """An exact decimal amount → 1/10000 units (sub-1/10000 digits, never seen, round half up)."""
-    scaled = (amount * E4).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return Money(int(scaled), currency.upper())
+    return Money.from_decimal(amount, currency)
 
 
 def _per_unit(total: Decimal | None, quantity: int, currency: str | None) -> Money | None:

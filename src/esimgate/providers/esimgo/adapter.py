@@ -59,7 +59,6 @@ from pydantic import ValidationError
 
 from esimgate.clock import Clock, SystemClock
 from esimgate.providers.base import (
-    E4,
     CancelResult,
     Capability,
     Coverage,
@@ -113,8 +112,7 @@ def customer_ref(reference: str) -> str:
 
 def money(amount: Decimal, currency: str) -> Money:
     """A decimal amount as exact 1/10000 units (sub-1/10000 digits round half up)."""
-    e4 = (amount * E4).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return Money(int(e4), currency.upper() or "USD")
+    return Money.from_decimal(amount, currency or "USD")
 
 
 def bytes_from_decimal(amount: Decimal, unit: int) -> int:
