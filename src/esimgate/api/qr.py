@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from esimgate.api.deps import SessionDep
 from esimgate.api.errors import documented
+from esimgate.api.text import NO_NUL
 from esimgate.errors import NotFound
 from esimgate.esims.install import qr_png, qr_svg
 from esimgate.esims.models import Esim
@@ -19,7 +20,9 @@ MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 @router.get("/qr/{token}.{fmt}", responses=documented(NotFound))
-async def qr_image(token: str, fmt: Literal["png", "svg"], session: SessionDep) -> Response:
+async def qr_image(
+    token: Annotated[str, Path(pattern=NO_NUL)], fmt: Literal["png", "svg"], session: SessionDep
+) -> Response:
     """The QR code of an eSIM's LPA activation code, as PNG or SVG."""
     lpa = await session.scalar(select(Esim.lpa).where(Esim.qr_token == token))
     if lpa is None:

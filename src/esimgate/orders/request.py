@@ -24,7 +24,30 @@ def parse_object(body: bytes) -> dict[str, Any]:
         raise InvalidParameter("Request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidParameter("Request body must be a JSON object")
+    with_nul = sorted(str(name) for name, item in value.items() if _holds_nul([name, item]))
+    if with_nul:
+        raise InvalidParameter(
+            f"Invalid parameter: {', '.join(with_nul)}",
+            detail="text must not contain the NUL character (U+0000)",
+        )
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string in a decoded JSON value (keys included) holds U+0000, which
+    PostgreSQL text cannot store or compare (iterative: JSON may nest deeper than the stack)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _refuse_constant(name: str) -> Any:

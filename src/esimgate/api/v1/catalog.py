@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from esimgate.api.deps import CallerDep, SessionDep, caller_account
 from esimgate.api.pagination import PageRequest, page_of_50
+from esimgate.api.text import NO_NUL
 from esimgate.api.v1.auth_errors import AUTH_AND_PARAMETER_ERRORS
 from esimgate.catalog.schemas import package_json
 from esimgate.catalog.service import priced_catalogue
@@ -23,7 +24,9 @@ async def list_packages(
     page: Annotated[PageRequest, Depends(page_of_50)],
     search: Annotated[
         str | None,
-        Query(max_length=100, description="Country, region or name (case-insensitive)"),
+        Query(
+            max_length=100, pattern=NO_NUL, description="Country, region or name (case-insensitive)"
+        ),
     ] = None,
     type: Annotated[PackageKind | None, Query(description="local, regional or global")] = None,
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, public_base_url
 from esimgate.api.errors import documented
 from esimgate.api.pagination import PageRequest, page_of_20
+from esimgate.api.text import NO_NUL
 from esimgate.api.v1.auth_errors import AUTH_AND_PARAMETER_ERRORS, AUTH_ERROR_TYPES
 from esimgate.catalog.models import CatalogPackage
 from esimgate.clock import iso_z
@@ -46,7 +47,8 @@ async def list_esims(
     page: Annotated[PageRequest, Depends(page_of_20)],
     status: Annotated[StatusFilter, Query(description="Standardised status")] = "all",
     search: Annotated[
-        str | None, Query(max_length=100, description="ICCID, package name or package code")
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="ICCID, package name or package code"),
     ] = None,
     include_base64: Annotated[bool, Query(description="Add qr_code_base64")] = False,
 ) -> dict[str, Any]:
@@ -128,7 +130,7 @@ async def usage_query(
     runtime: RuntimeDep,
     session: SessionDep,
     iccid: Annotated[str | None, Query(max_length=22, pattern=r"^\d+$")] = None,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     from_date: Annotated[date | None, Query(description="YYYY-MM-DD")] = None,
     to_date: Annotated[date | None, Query(description="YYYY-MM-DD")] = None,
 ) -> dict[str, Any]:

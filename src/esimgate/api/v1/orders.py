@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from esimgate.api.deps import CallerDep, RuntimeDep, SessionDep, caller_account, public_base_url
 from esimgate.api.errors import documented
 from esimgate.api.pagination import PageRequest, page_of_20
+from esimgate.api.text import NO_NUL
 from esimgate.api.v1.auth_errors import AUTH_ERROR_TYPES
 from esimgate.errors import InvalidParameter, MissingFields, ProviderUnavailable
 from esimgate.money import render
@@ -79,7 +80,7 @@ async def create_order(
     request: Request,
     caller: CallerDep,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=NO_NUL)] = None,
 ) -> dict[str, Any] | JSONResponse:
     """Buy 1–10 eSIMs of a package from the prepaid balance."""
     body = parse_order(await request.body(), idempotency_key)
@@ -109,7 +110,7 @@ async def get_order(
     caller: CallerDep,
     runtime: RuntimeDep,
     session: SessionDep,
-    orderReference: Annotated[str, Query(min_length=1, max_length=64)],  # noqa: N803 - wire name
+    orderReference: Annotated[str, Query(min_length=1, max_length=64, pattern=NO_NUL)],  # noqa: N803 - wire name
 ) -> dict[str, Any]:
     """One order's status with all its eSIMs."""
     base = public_base_url(request, runtime)
@@ -146,7 +147,8 @@ async def list_orders(
     from_date: Annotated[str | None, Query(max_length=40)] = None,
     to_date: Annotated[str | None, Query(max_length=40)] = None,
     search: Annotated[
-        str | None, Query(max_length=100, description="Order reference, package name or code")
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="Order reference, package name or code"),
     ] = None,
     sort_by: Annotated[Literal["created_at", "amount", "status"], Query()] = "created_at",
     sort_order: Annotated[Literal["asc", "desc"], Query()] = "desc",

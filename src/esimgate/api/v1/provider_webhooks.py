@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from esimgate.api.deps import RuntimeDep
 from esimgate.api.errors import documented
+from esimgate.api.text import NO_NUL
 from esimgate.auth.authenticate import client_ip
 from esimgate.auth.errors import InvalidSignature
 from esimgate.errors import NotFound
@@ -22,7 +23,7 @@ MAX_BODY = 1024 * 1024
 
 @router.post("/{provider_account}/webhooks", responses=documented(NotFound, InvalidSignature))
 async def receive(
-    provider_account: Annotated[str, Path(max_length=64)],
+    provider_account: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
     request: Request,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
@@ -47,7 +48,9 @@ async def receive(
 
 
 @router.head("/{provider_account}/webhooks", responses=documented(NotFound))
-async def probe(provider_account: Annotated[str, Path(max_length=64)], runtime: RuntimeDep) -> None:
+async def probe(
+    provider_account: Annotated[str, Path(max_length=64, pattern=NO_NUL)], runtime: RuntimeDep
+) -> None:
     """Upstreams (Airalo) check the URL with a HEAD request before they send to it."""
     async with runtime.sessions() as session:
         account = await ProviderAccountRepository(session).by_name(provider_account)
