@@ -74,13 +74,20 @@ async def list_esims(
     }
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit database integers: a larger one cannot even be looked up
+
+
 def identifier(data: dict[str, Any]) -> tuple[str | None, int | None]:
     """``iccid`` (a string of digits) or ``esimId`` (an integer) from a body."""
     iccid, esim_id = data.get("iccid"), data.get("esimId")
     if iccid is not None and (not isinstance(iccid, str) or not iccid.isdigit() or len(iccid) > 22):
         raise InvalidParameter("Invalid parameter: iccid", detail="iccid must be a digit string")
-    if esim_id is not None and (isinstance(esim_id, bool) or not isinstance(esim_id, int)):
-        raise InvalidParameter("Invalid parameter: esimId", detail="esimId must be an integer")
+    if esim_id is not None and (
+        isinstance(esim_id, bool) or not isinstance(esim_id, int) or not 1 <= esim_id <= MAX_ID
+    ):
+        raise InvalidParameter(
+            "Invalid parameter: esimId", detail=f"esimId must be an integer from 1 to {MAX_ID}"
+        )
     if not iccid and esim_id is None:
         raise MissingIdentifier()
     return iccid or None, esim_id
@@ -93,7 +100,11 @@ ID_BODY = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {"iccid": {"type": "string"}, "esimId": {"type": "integer"}},
+                    # null is accepted as "not given" (clients send the unused one as null)
+                    "properties": {
+                        "iccid": {"type": ["string", "null"]},
+                        "esimId": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
+                    },
                 }
             }
         },
