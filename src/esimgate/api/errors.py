@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from esimgate.errors import ApiError
+from esimgate.errors import ApiError, InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -35,49 +36,53 @@ def _parameter_name(error: dict[str, Any]) -> str:
     return ".".join(location) or "request"
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+def _envelope(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None
+) -> JSONResponse:
+    """An error body as v1 renders it; under ``/api/v3/`` the v3 dialect's envelope instead,
+    with the same code and message."""
     if request.url.path.startswith("/api/v3/"):
         from esimgate.api.v3 import v3_error_body
 
         now = request.app.state.runtime.clock.now()
-        body = v3_error_body(exc.code, exc.message, exc.status, now)
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-    return error_response(exc)
+        body = v3_error_body(body["code"], body["error"], status, now)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _envelope(request, exc.status, exc.body(), exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's request validation, as ``400 INVALID_PARAMETER`` naming the parameters, in the
+    envelope of the API that was called (v1 or the v3 dialect)."""
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
-    names = sorted({_parameter_name(p) for p in problems})
+    names = sorted({_parameter_name(p) for p in problems}) or ["request"]
     first = problems[0] if problems else {}
-    detail = f"{names[0]}: {first.get('msg', 'invalid value')}" if names else None
-    return JSONResponse(
-        {
-            "success": False,
-            "error": f"Invalid parameter: {', '.join(names)}",
-            "code": "INVALID_PARAMETER",
-            "message": detail,
-            "details": {"parameters": names},
-        },
-        status_code=400,
+    error = InvalidParameter(
+        f"Invalid parameter: {', '.join(names)}",
+        detail=f"{names[0]}: {first.get('msg', 'invalid value')}",
+        details={"parameters": names},
     )
+    return _envelope(request, error.status, error.body(), None)
 
 
-_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+# FastAPI answers a body it cannot decode (not UTF-8) with a bare 400: a malformed parameter.
+_HTTP_CODES = {
+    400: "INVALID_PARAMETER",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(
-        {
-            "success": False,
-            "error": str(exc.detail),
-            "code": _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"),
-        },
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    body: dict[str, Any] = {"success": False, "error": str(exc.detail), "code": code}
+    return _envelope(request, exc.status_code, body, getattr(exc, "headers", None))
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -95,25 +100,27 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def documented(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given errors, grouped by status with their codes."""
+def _example(error: type[ApiError]) -> dict[str, Any]:
+    return {"success": False, "error": error.default_message, "code": error.code}
+
+
+def documented(
+    *errors: type[ApiError],
+    model: type[BaseModel] = ErrorBody,
+    example: Callable[[type[ApiError]], dict[str, Any]] = _example,
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given errors, grouped by status with their codes; ``model``
+    and ``example`` describe the envelope (the v3 dialect has its own)."""
     by_status: dict[int, list[type[ApiError]]] = {}
     for error in errors:
         by_status.setdefault(error.status, []).append(error)
     responses: dict[int | str, dict[str, Any]] = {}
     for status, group in sorted(by_status.items()):
         responses[status] = {
-            "model": ErrorBody,
+            "model": model,
             "description": " | ".join(f"`{e.code}`: {e.default_message}" for e in group),
             "content": {
-                "application/json": {
-                    "examples": {
-                        e.code: {
-                            "value": {"success": False, "error": e.default_message, "code": e.code}
-                        }
-                        for e in group
-                    }
-                }
+                "application/json": {"examples": {e.code: {"value": example(e)} for e in group}}
             },
         }
     return responses

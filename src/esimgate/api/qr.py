@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from esimgate.api.deps import SessionDep
 from esimgate.api.errors import documented
 from esimgate.api.text import NO_NUL
-from esimgate.errors import NotFound
+from esimgate.errors import InvalidParameter, NotFound
 from esimgate.esims.install import qr_png, qr_svg
 from esimgate.esims.models import Esim
 
@@ -19,7 +19,22 @@ router = APIRouter(tags=["Install"])
 MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 
 
-@router.get("/qr/{token}.{fmt}", responses=documented(NotFound))
+IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The QR image",
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/svg+xml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/qr/{token}.{fmt}",
+    response_class=Response,
+    responses=IMAGE_RESPONSE | documented(InvalidParameter, NotFound),
+)
 async def qr_image(
     token: Annotated[str, Path(pattern=NO_NUL)], fmt: Literal["png", "svg"], session: SessionDep
 ) -> Response:

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from esimgate.api.deps import CallerDep, RuntimeDep, public_base_url
 from esimgate.api.errors import documented
+from esimgate.api.v1.auth_errors import AUTH_ERROR_TYPES
 from esimgate.auth.authenticate import exchange_credentials
-from esimgate.auth.errors import InvalidApiKey, InvalidToken, InvalidUser
+from esimgate.auth.errors import InvalidApiKey, InvalidUser
 from esimgate.catalog.models import CatalogPackage
 from esimgate.clock import iso_z
-from esimgate.errors import RateLimitExceeded, ServiceUnavailable
+from esimgate.errors import ApiError, InvalidParameter, RateLimitExceeded, ServiceUnavailable
 from esimgate.esims.errors import RefreshFailed
 from esimgate.esims.install import apple_install_url
 from esimgate.esims.models import Esim
@@ -56,13 +57,52 @@ def v3_error_body(code: str, message: str, status: int, now: datetime) -> dict[s
     }
 
 
+class V3Error(BaseModel):
+    code: str
+    message: str
+
+
+class V3Meta(BaseModel):
+    requestId: str  # noqa: N815 - wire name
+    timestamp: str
+
+
+class V3ErrorBody(BaseModel):
+    """The v3 dialect's error envelope (``v3_error_body``)."""
+
+    success: bool = False
+    status: int
+    message: str
+    code: str
+    error: V3Error
+    meta: V3Meta
+
+
+def _v3_example(error: type[ApiError]) -> dict[str, Any]:
+    return {
+        "success": False,
+        "status": error.status,
+        "message": error.default_message,
+        "code": error.code,
+        "error": {"code": error.code, "message": error.default_message},
+        "meta": {"requestId": "req_5f1c0a9e2b7d", "timestamp": "2025-01-01T00:00:00Z"},
+    }
+
+
+def v3_documented(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    return documented(*errors, model=V3ErrorBody, example=_v3_example)
+
+
 class TokenRequest(BaseModel):
     appId: str = Field(min_length=1, max_length=256)  # noqa: N815 - wire name
     secretKey: str = Field(min_length=1, max_length=512)  # noqa: N815 - wire name
     grantType: Literal["client_credentials"] = "client_credentials"  # noqa: N815 - wire name
 
 
-@router.post("/auth/token", responses=documented(InvalidApiKey, InvalidUser, RateLimitExceeded))
+@router.post(
+    "/auth/token",
+    responses=v3_documented(InvalidParameter, InvalidApiKey, InvalidUser, RateLimitExceeded),
+)
 async def token(body: TokenRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Exchange an app id (access code) and secret key for a bearer token."""
     token = await exchange_credentials(
@@ -130,7 +170,10 @@ def v3_json(esim: Esim, package: CatalogPackage, base_url: str, now: datetime) -
 
 
 EsimRef = Annotated[str, Path(min_length=1, max_length=24, description="ICCID or eSIM id")]
-V3_ERRORS = documented(InvalidToken, EsimNotFound, RefreshFailed, ServiceUnavailable)
+# Both v3 endpoints authenticate like v1 (a bearer token from /auth/token, or the RT-* signature).
+V3_ERRORS = v3_documented(
+    *AUTH_ERROR_TYPES, InvalidParameter, EsimNotFound, RefreshFailed, ServiceUnavailable
+)
 
 
 @router.get("/esim/{iccid}", responses=V3_ERRORS)

@@ -11,7 +11,7 @@ from esimgate.api.errors import documented
 from esimgate.api.text import NO_NUL
 from esimgate.auth.authenticate import client_ip
 from esimgate.auth.errors import InvalidSignature
-from esimgate.errors import NotFound
+from esimgate.errors import InvalidParameter, NotFound
 from esimgate.providers.base import Capability, LogicalError, WebhookReceiver
 from esimgate.providers.inbound import store
 from esimgate.providers.repository import ProviderAccountRepository
@@ -21,7 +21,10 @@ router = APIRouter(prefix="/api/v1/providers", tags=["Provider webhooks"])
 MAX_BODY = 1024 * 1024
 
 
-@router.post("/{provider_account}/webhooks", responses=documented(NotFound, InvalidSignature))
+@router.post(
+    "/{provider_account}/webhooks",
+    responses=documented(InvalidParameter, NotFound, InvalidSignature),
+)
 async def receive(
     provider_account: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
     request: Request,
@@ -47,7 +50,7 @@ async def receive(
     return {"success": True, "duplicate": stored is None}
 
 
-@router.head("/{provider_account}/webhooks", responses=documented(NotFound))
+@router.head("/{provider_account}/webhooks", responses=documented(InvalidParameter, NotFound))
 async def probe(
     provider_account: Annotated[str, Path(max_length=64, pattern=NO_NUL)], runtime: RuntimeDep
 ) -> None:
