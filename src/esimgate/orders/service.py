@@ -202,7 +202,11 @@ async def _route_and_call(runtime: Runtime, order: Order, route: list[int]) -> O
         now = runtime.clock.now()
         if not breaker.allows(now):
             continue
-        outcome = await _call_upstream(runtime, order)
+        try:
+            outcome = await _call_upstream(runtime, order)
+        except BaseException:
+            breaker.abandon()
+            raise
         if outcome.failover or outcome.ambiguous:
             breaker.failure(now)
         else:

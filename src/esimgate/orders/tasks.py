@@ -78,6 +78,11 @@ async def _resolve_topup(runtime: Runtime, order: Order, adapter: Provider) -> s
         quantity=order.quantity,
     )
     outcome = await call_provider(runtime, order.reference, adapter.top_up(request))
+    if outcome.failover:
+        # This repeat surely never reached the upstream, which says nothing about the first
+        # call: that one may have been applied. Failing now would refund a top-up the
+        # upstream made; leave it pending and ask again on the next pass.
+        return order.status
     async with runtime.sessions() as session, session.begin():
         await settle(session, runtime, order.id, outcome)
         refreshed = await session.get(Order, order.id)
@@ -111,5 +116,11 @@ async def reconcile_pending(runtime: Runtime) -> dict[str, int]:
         except ProviderError as exc:
             log.warning("reconcile order %s: provider error %s", order_id, exc.message)
             status = "unreachable"
+        except Exception:
+            # An adapter bug on one order (say, a response it cannot parse) must not end the
+            # pass: the oldest pending order comes first every time, so one poison order would
+            # otherwise keep every later one pending, its money held, for ever.
+            log.exception("reconcile order %s: unexpected error", order_id)
+            status = "error"
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -57,6 +57,11 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures, self.opened_at, self.probing = 0, None, False
 
+    def abandon(self) -> None:
+        """A call that ended without an outcome (cancelled, or its task killed) taught nothing:
+        free the probe slot so the next call may probe, rather than none ever again."""
+        self.probing = False
+
     def failure(self, now: datetime) -> None:
         """A technical failure (the upstream's fault, not a business refusal)."""
         self.failures += 1
